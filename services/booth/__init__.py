@@ -1,0 +1,1 @@
+"""Booth service: exporters, trade fairs and booth applications against the quota."""

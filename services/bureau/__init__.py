@@ -1,0 +1,1 @@
+"""Bureau service: live aggregates of every event stream for the commerce bureau."""

@@ -1,0 +1,1 @@
+"""Expo service: the digital cloud expo, overseas buyers and purchase intents."""

@@ -1,0 +1,99 @@
+"""MongoDB through PyMongo's async API (the successor of Motor), and the unit of work
+that writes state and its events in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import PyMongoError
+from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+async def connect_mongo(uri: str, *, app_name: str) -> AsyncMongoClient:
+    """Create the client on the running loop and wait, with backoff, until it answers.
+
+    Never gives up: a service started before its database keeps saying why it waits.
+    """
+    client: AsyncMongoClient = AsyncMongoClient(
+        uri, appname=app_name, tz_aware=True, serverSelectionTimeoutMS=3000
+    )
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(PyMongoError),
+        wait=wait_exponential(multiplier=0.2, max=10),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+    ):
+        with attempt:
+            await client.admin.command("ping")
+    log.info("connected to MongoDB", extra={"app": app_name})
+    return client
+
+
+class TransactionFailed(RuntimeError):
+    """A transaction kept hitting transient errors past its time budget."""
+
+
+async def run_in_transaction(
+    client: AsyncMongoClient,
+    work: Callable[[AsyncClientSession], Awaitable[T]],
+    *,
+    budget_seconds: float = 30.0,
+) -> T:
+    """Run ``work`` in a transaction, retrying the whole of it on TransientTransactionError
+    (write conflicts) and the commit alone on UnknownTransactionCommitResult, with jittered
+    exponential backoff. ``work`` may run more than once, so it must not have side effects
+    outside the session."""
+    deadline = time.monotonic() + budget_seconds
+    attempt = 0
+    while True:
+        attempt += 1
+        async with client.start_session() as session:
+            try:
+                await session.start_transaction()
+                result = await work(session)
+                await _commit(session, deadline)
+                return result
+            except PyMongoError as error:
+                if session.in_transaction:
+                    await session.abort_transaction()
+                if not error.has_error_label("TransientTransactionError"):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise TransactionFailed(
+                        f"transaction still conflicting after {attempt} attempts"
+                    ) from error
+            except BaseException:
+                if session.in_transaction:
+                    await session.abort_transaction()
+                raise
+        await asyncio.sleep(_backoff(attempt))
+
+
+async def _commit(session: AsyncClientSession, deadline: float) -> None:
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await session.commit_transaction()
+            return
+        except PyMongoError as error:
+            if not error.has_error_label("UnknownTransactionCommitResult"):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(_backoff(attempt))
+
+
+def _backoff(attempt: int) -> float:
+    # Full jitter keeps racing writers from retrying in lockstep.
+    return random.uniform(0, min(0.5, 0.005 * 2**attempt))

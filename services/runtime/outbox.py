@@ -1,0 +1,246 @@
+"""The transactional outbox: state and its events commit together; a relay publishes
+them to Kafka in order and marks them sent. The outbox collection is the durable event
+log of its service: replaying it rebuilds topics and projections."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol, TypeVar
+
+from bson.binary import Binary
+from bson.int64 import Int64
+from google.protobuf.message import Message
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from runtime.events import EventEnvelope, envelope_for
+from runtime.mongo import run_in_transaction
+from runtime.topics import TopicSpec
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+OUTBOX_COLLECTION = "outbox"
+
+# Positions order the log. Within a process they strictly increase; the same aggregate
+# is never written by two transactions at once (they conflict and one retries after the
+# other committed), so per-aggregate order is commit order, which is all Kafka keeps.
+_sequence = itertools.count()
+
+
+def _next_position() -> Int64:
+    return Int64(time.time_ns() // 1000 * 1000 + next(_sequence) % 1000)
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    event_id: str
+    position: int
+    topic: str
+    key: str
+    type: str
+    envelope: bytes
+
+
+class Transaction:
+    """What a unit of work sees: the database, the session, and a way to record events."""
+
+    def __init__(
+        self, db: AsyncDatabase, session: AsyncClientSession, producer: str, correlation_id: str
+    ) -> None:
+        self.db = db
+        self.session = session
+        self._producer = producer
+        self._correlation_id = correlation_id
+        self.recorded: list[EventEnvelope] = []
+
+    async def record(
+        self, topic: TopicSpec, payload: Message, *, aggregate_id: str
+    ) -> EventEnvelope:
+        """Write an event to the outbox inside this transaction."""
+        envelope = envelope_for(
+            payload,
+            aggregate_id=aggregate_id,
+            producer=self._producer,
+            correlation_id=self._correlation_id,
+        )
+        await self.db[OUTBOX_COLLECTION].insert_one(
+            {
+                "_id": envelope.event_id,
+                "position": _next_position(),
+                "topic": topic.name,
+                "key": aggregate_id,
+                "type": envelope.type,
+                "envelope": Binary(envelope.SerializeToString()),
+                "occurred_at": envelope.occurred_at.ToDatetime(UTC),
+                "published_at": None,
+            },
+            session=self.session,
+        )
+        self.recorded.append(envelope)
+        return envelope
+
+
+@dataclass
+class Outbox:
+    """A service's outbox: runs units of work and wakes the relay after each commit."""
+
+    client: AsyncMongoClient
+    db: AsyncDatabase
+    producer: str
+    _committed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def collection(self) -> AsyncCollection:
+        return self.db[OUTBOX_COLLECTION]
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index([("published_at", ASCENDING), ("position", ASCENDING)])
+        await self.collection.create_index([("occurred_at", ASCENDING), ("position", ASCENDING)])
+
+    async def transact(
+        self, work: Callable[[Transaction], Awaitable[T]], *, correlation_id: str = ""
+    ) -> T:
+        """Run ``work`` in one transaction with the events it records; retried on conflict."""
+
+        async def attempt(session: AsyncClientSession) -> T:
+            return await work(Transaction(self.db, session, self.producer, correlation_id))
+
+        result = await run_in_transaction(self.client, attempt)
+        self._committed.set()
+        return result
+
+    async def wait_for_commit(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._committed.wait(), seconds)
+        self._committed.clear()
+
+    async def pending(self, limit: int) -> list[OutboxRecord]:
+        cursor = (
+            self.collection.find({"published_at": None})
+            .sort([("published_at", ASCENDING), ("position", ASCENDING)])
+            .limit(limit)
+        )
+        return [_record(doc) async for doc in cursor]
+
+    async def since(self, start: datetime, end: datetime | None = None) -> list[OutboxRecord]:
+        window: dict[str, datetime] = {"$gte": start}
+        if end is not None:
+            window["$lt"] = end
+        cursor = self.collection.find({"occurred_at": window}).sort(
+            [("occurred_at", ASCENDING), ("position", ASCENDING)]
+        )
+        return [_record(doc) async for doc in cursor]
+
+    async def mark_published(self, event_ids: Sequence[str]) -> None:
+        if event_ids:
+            await self.collection.update_many(
+                {"_id": {"$in": list(event_ids)}},
+                {"$set": {"published_at": datetime.now(UTC)}},
+            )
+
+
+def _record(doc: dict) -> OutboxRecord:
+    return OutboxRecord(
+        event_id=doc["_id"],
+        position=int(doc["position"]),
+        topic=doc["topic"],
+        key=doc["key"],
+        type=doc["type"],
+        envelope=bytes(doc["envelope"]),
+    )
+
+
+class EventPublisher(Protocol):
+    async def publish(self, records: Sequence[OutboxRecord]) -> int:
+        """Publish records in order; return how many leading records were acknowledged."""
+        ...
+
+
+class OutboxRelay:
+    """Publishes a service's outbox to Kafka, oldest first, and marks what was acknowledged.
+
+    A crash between publish and mark re-publishes on restart: delivery is at least once,
+    and consumers deduplicate on event_id.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        publisher: EventPublisher,
+        *,
+        batch_size: int = 500,
+        idle_poll_seconds: float = 0.2,
+    ) -> None:
+        self._outbox = outbox
+        self._publisher = publisher
+        self._batch_size = batch_size
+        self._idle_poll = idle_poll_seconds
+        self._stopping = asyncio.Event()
+
+    async def publish_pending(self) -> int:
+        """One pass: publish up to a batch of unsent events; return how many were sent."""
+        records = await self._outbox.pending(self._batch_size)
+        if not records:
+            return 0
+        acknowledged = await self._publisher.publish(records)
+        await self._outbox.mark_published([r.event_id for r in records[:acknowledged]])
+        return acknowledged
+
+    async def run(self) -> None:
+        """Relay until stop(); backs off while Kafka or MongoDB is unreachable."""
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                sent = await self.publish_pending()
+                failures = 0
+            except (PyMongoError, PublishError) as error:
+                failures += 1
+                delay = min(10.0, 0.2 * 2**failures)
+                log.warning("relay pass failed, retrying", extra={"error": str(error), "in": delay})
+                await self._sleep(delay)
+                continue
+            if sent < self._batch_size:
+                await self._outbox.wait_for_commit(self._idle_poll)
+
+    async def drain(self) -> None:
+        """Publish everything pending now (used before a graceful stop)."""
+        while await self.publish_pending():
+            pass
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def replay(self, start: datetime, end: datetime | None = None) -> int:
+        """Publish again every event that occurred in [start, end), in log order.
+
+        Rebuilds topics after the in-memory dev broker restarted, or feeds a new
+        projection; consumers' deduplication makes it safe to replay over live data.
+        """
+        records = await self._outbox.since(start, end)
+        for offset in range(0, len(records), self._batch_size):
+            batch = records[offset : offset + self._batch_size]
+            acknowledged = await self._publisher.publish(batch)
+            if acknowledged < len(batch):
+                raise PublishError(f"replay stopped: broker refused {batch[acknowledged].event_id}")
+        log.info("replayed outbox", extra={"events": len(records), "from": start.isoformat()})
+        return len(records)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+
+class PublishError(RuntimeError):
+    """Kafka did not acknowledge a record."""

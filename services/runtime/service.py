@@ -1,0 +1,119 @@
+"""The one way a Chuhai service process starts and stops.
+
+Start: logging, settings, MongoDB and Kafka clients built on the running loop (waiting
+with backoff while either is unreachable), the outbox relay, then the gRPC server.
+Stop on SIGINT/SIGTERM: health NOT_SERVING, in-flight calls finish, the relay drains,
+clients close."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from runtime.grpc_server import GrpcServer, ServiceBinding
+from runtime.kafka import KafkaEventPublisher
+from runtime.logging import configure_logging
+from runtime.mongo import connect_mongo
+from runtime.outbox import Outbox, OutboxRelay
+from runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceContext:
+    """The long-lived clients a service's adapters are built from."""
+
+    name: str
+    settings: Settings
+    mongo: AsyncMongoClient
+    db: AsyncDatabase
+    outbox: Outbox
+
+
+BuildBindings = Callable[[ServiceContext], Awaitable[Sequence[ServiceBinding]]]
+
+
+class ServiceHost:
+    """Owns a service's clients, relay and gRPC server for the life of the process."""
+
+    def __init__(self, name: str, build: BuildBindings, settings: Settings) -> None:
+        self.name = name
+        self._build = build
+        self._settings = settings
+        self._mongo: AsyncMongoClient | None = None
+        self._publisher: KafkaEventPublisher | None = None
+        self._relay: OutboxRelay | None = None
+        self._relay_task: asyncio.Task[None] | None = None
+        self.server: GrpcServer | None = None
+
+    async def start(self) -> None:
+        settings = self._settings
+        self._mongo = await connect_mongo(settings.mongodb_uri, app_name=f"chuhai-{self.name}")
+        db = self._mongo.get_database(settings.database_name(self.name))
+        outbox = Outbox(self._mongo, db, producer=self.name)
+        await outbox.ensure_indexes()
+        self._publisher = await KafkaEventPublisher.connect(
+            settings.kafka_bootstrap_servers, client_id=f"chuhai-{self.name}-relay"
+        )
+        self._relay = OutboxRelay(
+            outbox,
+            self._publisher,
+            batch_size=settings.relay_batch_size,
+            idle_poll_seconds=settings.relay_idle_poll_seconds,
+        )
+        self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-relay")
+        context = ServiceContext(self.name, settings, self._mongo, db, outbox)
+        bindings = await self._build(context)
+        self.server = GrpcServer(
+            bindings, host=settings.grpc_host, port=settings.grpc_port(self.name)
+        )
+        await self.server.start()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop(self._settings.grpc_shutdown_grace_seconds)
+        if self._relay is not None and self._relay_task is not None:
+            self._relay.stop()
+            await self._relay_task
+            # Events committed by the last calls go out now rather than at next start.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._relay.drain(), 5)
+        if self._publisher is not None:
+            await self._publisher.close()
+        if self._mongo is not None:
+            await self._mongo.close()
+        log.info("service stopped", extra={"service": self.name})
+
+
+async def serve_until_signalled(host: ServiceHost) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    start = asyncio.create_task(host.start())
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({start, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if start.done():
+        start.result()
+        await stopped
+    else:
+        # Signalled while still waiting for Kafka or MongoDB: give up the wait.
+        start.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await start
+    await host.stop()
+
+
+def run_service(name: str, build: BuildBindings) -> None:
+    """Entry point of a service process (``python -m <service>``)."""
+    settings = Settings()
+    configure_logging(name, settings.log_level)
+    asyncio.run(serve_until_signalled(ServiceHost(name, build, settings)))

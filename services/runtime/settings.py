@@ -1,0 +1,48 @@
+"""Settings from the environment. Only the infrastructure addresses (and secrets)
+change between the embedded, compose and cluster rungs."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
+EMBEDDED_MONGODB_URI = "mongodb://127.0.0.1:27017/?directConnection=true"
+
+
+class Settings(BaseSettings):
+    """Everything a Chuhai process reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    kafka_bootstrap_servers: str = EMBEDDED_KAFKA_BOOTSTRAP
+    mongodb_uri: str = EMBEDDED_MONGODB_URI
+    # Lets tests and parallel deployments share one MongoDB without sharing data.
+    mongodb_database_prefix: str = ""
+
+    grpc_host: str = "127.0.0.1"
+    booth_grpc_port: int = Field(default=50051, ge=0, le=65535)
+    expo_grpc_port: int = Field(default=50052, ge=0, le=65535)
+    warehouse_grpc_port: int = Field(default=50053, ge=0, le=65535)
+    bureau_grpc_port: int = Field(default=50054, ge=0, le=65535)
+    # Where the other services are reached; defaults follow the ports above.
+    booth_grpc_target: str = ""
+    expo_grpc_target: str = ""
+    warehouse_grpc_target: str = ""
+    bureau_grpc_target: str = ""
+
+    log_level: str = "INFO"
+    # How long a stopping server lets in-flight calls finish.
+    grpc_shutdown_grace_seconds: float = 5.0
+    relay_batch_size: int = Field(default=500, ge=1)
+    relay_idle_poll_seconds: float = Field(default=0.2, gt=0)
+
+    def grpc_port(self, service: str) -> int:
+        return int(getattr(self, f"{service}_grpc_port"))
+
+    def grpc_target(self, service: str) -> str:
+        explicit = getattr(self, f"{service}_grpc_target")
+        return explicit or f"{self.grpc_host}:{self.grpc_port(service)}"
+
+    def database_name(self, service: str) -> str:
+        return f"{self.mongodb_database_prefix}{service}"

@@ -1,0 +1,1 @@
+"""Warehouse service: the registry of public overseas warehouses and their bookings."""
