@@ -151,11 +151,11 @@ def _terminate(process: subprocess.Popen[bytes], name: str) -> None:
         try:
             process.wait(_STOP_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
-            log.warning("did not stop in time, killing", extra={"process": name})
+            log.warning("did not stop in time, killing", extra={"child": name})
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    log.info("stopped", extra={"process": name, "returncode": process.returncode})
+    log.info("stopped", extra={"child": name, "returncode": process.returncode})
 
 
 def _wait_until(ready: Callable[[], bool], what: str, child: _Child) -> None:

@@ -1,0 +1,271 @@
+"""`chuhai-platform`: runs the whole platform on one machine (`make run`), provisions
+topics and replays outboxes.
+
+`run` starts the embedded infrastructure for whatever has no external address
+(KAFKA_BOOTSTRAP_SERVERS, MONGODB_URI), creates the topics, replays the outboxes into
+a fresh in-memory broker, then supervises one process per service until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from runtime.embedded import EmbeddedInfrastructure, port_is_free
+from runtime.kafka import KafkaEventPublisher
+from runtime.logging import configure_logging
+from runtime.mongo import connect_mongo
+from runtime.outbox import Outbox, OutboxRelay
+from runtime.settings import Settings
+from runtime.topics import provision_topics
+
+log = logging.getLogger("chuhai.launcher")
+
+SERVICES = ("booth", "expo", "warehouse", "bureau")
+# Services that write an outbox (the bureau only consumes).
+OUTBOX_SERVICES = ("booth", "expo", "warehouse")
+READY_TIMEOUT_SECONDS = 120.0
+# Each service gets this long to stop gracefully before it is killed.
+STOP_TIMEOUT_SECONDS = 12.0
+RESTART_BACKOFF_MAX_SECONDS = 30.0
+DEFAULT_KAFKA_PORT = 9092
+DEFAULT_MONGO_PORT = 27017
+
+
+@dataclass
+class ManagedService:
+    name: str
+    port: int
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+
+
+async def replay_outboxes(settings: Settings, services: tuple[str, ...] = OUTBOX_SERVICES) -> int:
+    """Publish every service's whole outbox again: the in-memory broker forgot it."""
+    mongo = await connect_mongo(settings.mongodb_uri, app_name="chuhai-replay")
+    publisher = await KafkaEventPublisher.connect(
+        settings.kafka_bootstrap_servers, client_id="chuhai-replay"
+    )
+    try:
+        total = 0
+        for service in services:
+            outbox = Outbox(mongo, mongo.get_database(settings.database_name(service)), service)
+            total += await OutboxRelay(outbox, publisher).replay(datetime.min.replace(tzinfo=UTC))
+        return total
+    finally:
+        await publisher.close()
+        await mongo.close()
+
+
+async def wait_serving(target: str, within_seconds: float) -> bool:
+    """Poll grpc.health.v1 until the server says SERVING or the time is up."""
+    deadline = time.monotonic() + within_seconds
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return True
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.25)
+    return False
+
+
+class Supervisor:
+    """Starts one process per service, restarts a crashed one with backoff, and stops
+    them all (SIGTERM, then SIGKILL after a grace period) on request."""
+
+    def __init__(self, settings: Settings, env: dict[str, str], log_dir: Path) -> None:
+        self._settings = settings
+        self._env = env
+        self._log_dir = log_dir
+        self._stopping = False
+        self.services = [ManagedService(n, settings.grpc_port(n)) for n in SERVICES]
+        self._watchers: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        for service in self.services:
+            await self._spawn(service)
+            self._watchers.append(asyncio.create_task(self._watch(service)))
+
+    async def _spawn(self, service: ManagedService) -> None:
+        # Opening a local log file does not block the loop in any way that matters.
+        log_file = open(self._log_dir / f"{service.name}.log", "ab")  # noqa: ASYNC230, SIM115
+        service.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            service.name,
+            env=self._env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=asyncio.subprocess.STDOUT,
+            # Own session: Ctrl-C reaches the launcher only, which stops services in order.
+            start_new_session=True,
+        )
+        log_file.close()
+
+    async def _watch(self, service: ManagedService) -> None:
+        while True:
+            assert service.process is not None
+            code = await service.process.wait()
+            if self._stopping:
+                return
+            service.restarts += 1
+            delay = min(RESTART_BACKOFF_MAX_SECONDS, 2.0**service.restarts)
+            log.warning(
+                "service exited; restarting",
+                extra={"service": service.name, "returncode": code, "in_seconds": delay},
+            )
+            await asyncio.sleep(delay)
+            if self._stopping:
+                return
+            await self._spawn(service)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._watchers:
+            task.cancel()
+        running = [s for s in self.services if s.process and s.process.returncode is None]
+        for service in running:
+            with contextlib.suppress(ProcessLookupError):
+                service.process.send_signal(signal.SIGTERM)
+        for service in running:
+            try:
+                await asyncio.wait_for(service.process.wait(), STOP_TIMEOUT_SECONDS)
+            except TimeoutError:
+                log.warning(
+                    "service did not stop in time; killing", extra={"service": service.name}
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(service.process.pid, signal.SIGKILL)
+                await service.process.wait()
+
+
+def _embedded_ports() -> tuple[int | None, int | None]:
+    """The usual ports when free, otherwise any free port (chosen by the launcher)."""
+    kafka = DEFAULT_KAFKA_PORT if port_is_free(DEFAULT_KAFKA_PORT) else None
+    mongo = DEFAULT_MONGO_PORT if port_is_free(DEFAULT_MONGO_PORT) else None
+    return kafka, mongo
+
+
+async def run_platform(var_dir: Path) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    kafka_port, mongo_port = _embedded_ports()
+    infra = EmbeddedInfrastructure(var_dir, kafka_port=kafka_port, mongo_port=mongo_port)
+    await asyncio.to_thread(
+        infra.start,
+        kafka="KAFKA_BOOTSTRAP_SERVERS" not in os.environ,
+        mongo="MONGODB_URI" not in os.environ,
+    )
+    # The services inherit the launcher's environment, now pointing at what runs.
+    if infra.kafka_bootstrap_servers:
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = infra.kafka_bootstrap_servers
+    if infra.mongodb_uri:
+        os.environ["MONGODB_URI"] = infra.mongodb_uri
+    settings = Settings()
+    supervisor = Supervisor(settings, dict(os.environ), var_dir / "logs")
+    try:
+        await asyncio.to_thread(provision_topics, settings.kafka_bootstrap_servers)
+        if infra.started_kafka:
+            replayed = await replay_outboxes(settings)
+            log.info("outboxes replayed into the fresh broker", extra={"events": replayed})
+        await supervisor.start()
+        ready = await asyncio.gather(
+            *(
+                wait_serving(settings.grpc_target(s.name), READY_TIMEOUT_SECONDS)
+                for s in supervisor.services
+            )
+        )
+        _print_endpoints(settings, supervisor, ready, var_dir)
+        await stop.wait()
+        return 0 if all(ready) else 1
+    finally:
+        _say("\nStopping Chuhai…\n")
+        await supervisor.stop()
+        await asyncio.to_thread(infra.stop)
+        _say("Stopped.\n")
+
+
+def _print_endpoints(
+    settings: Settings, supervisor: Supervisor, ready: list[bool], var_dir: Path
+) -> None:
+    lines = ["", "Chuhai is running:"]
+    for service, ok in zip(supervisor.services, ready, strict=True):
+        state = "SERVING" if ok else "NOT READY (see its log)"
+        lines.append(
+            f"  {service.name:<10} grpc://{settings.grpc_target(service.name):<22} {state}"
+        )
+    lines += [
+        f"  kafka      {settings.kafka_bootstrap_servers}",
+        f"  mongodb    {settings.mongodb_uri}",
+        f"  logs       {var_dir / 'logs'}",
+        "Press Ctrl-C to stop everything.",
+        "",
+    ]
+    _say("\n".join(lines) + "\n")
+
+
+def _say(text: str) -> None:
+    # The launcher is a terminal program: its summary goes to the person who ran it.
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+async def _replay_command(args: argparse.Namespace) -> int:
+    settings = Settings()
+    since = datetime.fromisoformat(args.since) if args.since else datetime.min
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    mongo = await connect_mongo(settings.mongodb_uri, app_name="chuhai-replay")
+    publisher = await KafkaEventPublisher.connect(
+        settings.kafka_bootstrap_servers, client_id="chuhai-replay"
+    )
+    try:
+        db = mongo.get_database(settings.database_name(args.service))
+        count = await OutboxRelay(Outbox(mongo, db, args.service), publisher).replay(since)
+    finally:
+        await publisher.close()
+        await mongo.close()
+    _say(f"replayed {count} events of {args.service} since {since.isoformat()}\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chuhai-platform", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="start the whole platform until Ctrl-C")
+    run.add_argument("--var-dir", type=Path, default=Path("var"), help="data and logs")
+    commands.add_parser("topics", help="create the declared topics (idempotent)")
+    replay = commands.add_parser("replay", help="publish a service's outbox again")
+    replay.add_argument("service", choices=OUTBOX_SERVICES)
+    replay.add_argument("--since", help="ISO 8601 time; default: the beginning")
+    args = parser.parse_args(argv)
+    configure_logging("launcher", Settings().log_level)
+    if args.command == "run":
+        return asyncio.run(run_platform(args.var_dir))
+    if args.command == "topics":
+        created = provision_topics(Settings().kafka_bootstrap_servers)
+        _say(f"created {len(created)} topics\n")
+        return 0
+    return asyncio.run(_replay_command(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
