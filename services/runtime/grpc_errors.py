@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -108,6 +109,10 @@ def _wrap_unary(behaviour: Callable[..., Awaitable[Any]], method: str) -> Callab
 
 
 def _wrap_stream(behaviour: Callable[..., AsyncIterator[Any]], method: str) -> Callable[..., Any]:
+    if not inspect.isasyncgenfunction(behaviour):
+        # A streaming handler may also be a coroutine that writes with context.write().
+        return _wrap_unary(behaviour, method)
+
     async def guarded(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         try:
             async for response in behaviour(request, context):
