@@ -44,6 +44,9 @@ test: setup
 test-unit: setup
 	$(BIN)/python -m pytest -q tests/unit
 
+bench: setup
+	$(BIN)/python bench/outbox_bench.py
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

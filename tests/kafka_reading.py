@@ -16,10 +16,10 @@ def read_records(
     *,
     expected: int,
     within_seconds: float = 20.0,
-    key: bytes | None = None,
+    keys: set[bytes] | None = None,
     settle_seconds: float = 0.0,
 ) -> list[ConsumerRecord]:
-    """Records of ``topic`` (only those with ``key`` when given), in partition order.
+    """Records of ``topic`` (only those with one of ``keys`` when given), in partition order.
 
     Returns as soon as ``expected`` records arrived, after ``settle_seconds`` more of
     reading so that unexpected extra records (duplicates) are caught too.
@@ -38,7 +38,7 @@ def read_records(
         settle_until: float | None = None
         while time.monotonic() < deadline:
             for records in consumer.poll(timeout_ms=200).values():
-                found.extend(r for r in records if key is None or r.key == key)
+                found.extend(r for r in records if keys is None or r.key in keys)
             if len(found) >= expected:
                 settle_until = settle_until or time.monotonic() + settle_seconds
                 if time.monotonic() >= settle_until:

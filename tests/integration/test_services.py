@@ -107,7 +107,7 @@ async def test_registered_exporter_is_an_event_on_the_booth_topic(
         settings.kafka_bootstrap_servers,
         BOOTH_EXPORTERS.name,
         expected=1,
-        key=code.encode(),
+        keys={code.encode()},
         settle_seconds=1.0,
     )
     # The retried request changed nothing: one registration, one event.

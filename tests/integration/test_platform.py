@@ -1,0 +1,109 @@
+"""`chuhai-platform run` (what `make run` starts), tried as a new user would: every
+service SERVING, reflection answering, and Ctrl-C leaving no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+
+from runtime.embedded import free_port
+
+pytestmark = pytest.mark.integration
+
+SERVICES = {
+    "booth": "chuhai.booth.v1.BoothService",
+    "expo": "chuhai.expo.v1.ExpoService",
+    "warehouse": "chuhai.warehouse.v1.WarehouseService",
+    "bureau": "chuhai.bureau.v1.BureauService",
+}
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The parent pid is the second field after the parenthesised command name.
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found: set[int] = set()
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.add(child)
+            stack.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_platform_serves_every_service_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in SERVICES}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")
+    }
+    env.update({f"{name.upper()}_GRPC_PORT": str(port) for name, port in ports.items()})
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "runtime.launcher", "run", "--var-dir", str(tmp_path / "var")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        banner = []
+        deadline = time.monotonic() + 120
+        assert launcher.stdout is not None
+        while time.monotonic() < deadline:
+            line = launcher.stdout.readline()
+            if not line:
+                break
+            banner.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        text = "".join(banner)
+        assert "NOT READY" not in text, text
+        for name, port in ports.items():
+            assert f"{name:<10} grpc://127.0.0.1:{port}" in text, text
+        for name, full_name in SERVICES.items():
+            with grpc.insecure_channel(f"127.0.0.1:{ports[name]}") as channel:
+                assert full_name in ProtoReflectionDescriptorDatabase(channel).get_services()
+        started = descendants(launcher.pid)
+        # Four services, the broker and the database.
+        assert len(started) >= 6
+
+        stopping_since = time.monotonic()
+        launcher.send_signal(signal.SIGINT)
+        launcher.wait(timeout=30)
+        assert time.monotonic() - stopping_since < 20
+        assert launcher.returncode == 0
+        assert [pid for pid in started if alive(pid)] == []
+    finally:
+        if launcher.poll() is None:
+            for pid in descendants(launcher.pid):
+                os.kill(pid, signal.SIGKILL)
+            launcher.kill()
+            launcher.wait()
