@@ -50,9 +50,7 @@ async def bench(events: int, concurrency: int, infra: EmbeddedInfrastructure) ->
     async def with_outbox(i: int) -> None:
         async def work(tx: Transaction) -> None:
             await tx.db.firms.insert_one({"_id": f"firm-{i}", "n": i}, session=tx.session)
-            await tx.record(
-                TOPIC, events_pb2.ExporterRegistered(credit_code=f"firm-{i}"), aggregate_id=f"{i}"
-            )
+            await tx.record(TOPIC, events_pb2.FairOpened(fair_id=f"fair-{i}"), aggregate_id=f"{i}")
 
         await outbox.transact(work)
 

@@ -54,7 +54,7 @@ async def register(outbox: Outbox, topic: TopicSpec, codes: Sequence[str]) -> li
             await tx.db.exporters.insert_one({"_id": code}, session=tx.session)
             envelope = await tx.record(
                 topic,
-                events_pb2.ExporterRegistered(credit_code=code, name=f"firm {code}"),
+                events_pb2.FairOpened(fair_id=code),
                 aggregate_id=code,
             )
             ids.append(envelope.event_id)
@@ -77,12 +77,12 @@ async def test_committed_event_reaches_its_topic_with_envelope_and_key(
     assert record.key == code.encode()
     envelope = decode_envelope(record.value)
     assert envelope.event_id == event_id
-    assert envelope.type == "chuhai.booth.v1.ExporterRegistered"
+    assert envelope.type == "chuhai.booth.v1.FairOpened"
     assert envelope.aggregate_id == code
     assert envelope.producer == "booth"
     assert envelope.schema_version == 1
     assert envelope.correlation_id == "request-1"
-    assert envelope.exporter_registered.credit_code == code
+    assert envelope.fair_opened.fair_id == code
     age = datetime.now(UTC) - envelope.occurred_at.ToDatetime(UTC)
     assert timedelta(0) <= age < timedelta(seconds=30)
     assert dict(record.headers)["event_id"] == event_id.encode()
@@ -109,9 +109,7 @@ async def test_relay_publishes_in_commit_order_per_aggregate(
     code = random_credit_code()
 
     async def rename(tx: Transaction, name: str) -> None:
-        await tx.record(
-            topic, events_pb2.ExporterRegistered(credit_code=code, name=name), aggregate_id=code
-        )
+        await tx.record(topic, events_pb2.FairOpened(fair_id=name), aggregate_id=code)
 
     names = [f"name {i}" for i in range(30)]
     for name in names:
@@ -123,7 +121,7 @@ async def test_relay_publishes_in_commit_order_per_aggregate(
     records = await asyncio.to_thread(
         read_records, infra.kafka_bootstrap_servers, topic.name, expected=30
     )
-    assert [decode_envelope(r.value).exporter_registered.name for r in records] == names
+    assert [decode_envelope(r.value).fair_opened.fair_id for r in records] == names
 
 
 class CrashAfterPublish:

@@ -56,7 +56,9 @@ async def test_booth_killed_mid_load_loses_no_acknowledged_event(
             stub = pb_grpc.BoothServiceStub(channel)
 
             async def register(code: str) -> None:
-                request = pb.RegisterExporterRequest(request_id=code, credit_code=code, name=code)
+                request = pb.RegisterExporterRequest(
+                    request_id=code, credit_code=code, profile=pb.ExporterProfile(name=code)
+                )
                 try:
                     await stub.RegisterExporter(request, timeout=20)
                 except grpc.aio.AioRpcError:

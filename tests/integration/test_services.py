@@ -92,7 +92,9 @@ async def test_registered_exporter_is_an_event_on_the_booth_topic(
     stub = booth_grpc.BoothServiceStub(booth_channel)
     code = random_credit_code()
     request = booth_pb.RegisterExporterRequest(
-        request_id=f"req-{code}", credit_code=code, name="许昌瑞贝卡发制品", district="建安区"
+        request_id=f"req-{code}",
+        credit_code=code,
+        profile=booth_pb.ExporterProfile(name="许昌瑞贝卡发制品", district="建安区"),
     )
 
     first = await stub.RegisterExporter(request, timeout=10)
@@ -113,7 +115,7 @@ async def test_registered_exporter_is_an_event_on_the_booth_topic(
     # The retried request changed nothing: one registration, one event.
     assert len(records) == 1
     envelope = decode_envelope(records[0].value)
-    assert envelope.exporter_registered.district == "建安区"
+    assert envelope.exporter_registered.exporter.district == "建安区"
     assert envelope.correlation_id == f"req-{code}"
 
 
@@ -126,26 +128,35 @@ async def test_bad_requests_get_the_right_status_and_name_the_field(
 
     with pytest.raises(grpc.aio.AioRpcError) as invalid:
         await stub.RegisterExporter(
-            booth_pb.RegisterExporterRequest(request_id="r", credit_code=wrong_check, name=""),
+            booth_pb.RegisterExporterRequest(
+                request_id="r", credit_code=wrong_check, profile=booth_pb.ExporterProfile()
+            ),
             timeout=10,
         )
     assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(field_violations(invalid.value)) == {"credit_code", "name"}
+    assert set(field_violations(invalid.value)) == {"credit_code", "profile.name"}
     assert "check character" in field_violations(invalid.value)["credit_code"]
 
     with pytest.raises(grpc.aio.AioRpcError) as missing_id:
         await stub.RegisterExporter(
-            booth_pb.RegisterExporterRequest(credit_code=code, name="x"), timeout=10
+            booth_pb.RegisterExporterRequest(
+                credit_code=code, profile=booth_pb.ExporterProfile(name="x")
+            ),
+            timeout=10,
         )
     assert field_violations(missing_id.value).keys() == {"request_id"}
 
     await stub.RegisterExporter(
-        booth_pb.RegisterExporterRequest(request_id="first", credit_code=code, name="x"),
+        booth_pb.RegisterExporterRequest(
+            request_id="first", credit_code=code, profile=booth_pb.ExporterProfile(name="x")
+        ),
         timeout=10,
     )
     with pytest.raises(grpc.aio.AioRpcError) as duplicate:
         await stub.RegisterExporter(
-            booth_pb.RegisterExporterRequest(request_id="second", credit_code=code, name="y"),
+            booth_pb.RegisterExporterRequest(
+                request_id="second", credit_code=code, profile=booth_pb.ExporterProfile(name="y")
+            ),
             timeout=10,
         )
     assert duplicate.value.code() == grpc.StatusCode.ALREADY_EXISTS
