@@ -501,12 +501,12 @@ class BoothApi(pb_grpc.BoothServiceServicer):
         )
 
 
-async def build(context: ServiceContext) -> list[ServiceBinding]:
+async def build(context: ServiceContext, clock: Clock = _utc_now) -> list[ServiceBinding]:
     await handlers.ensure_indexes(context.db)
     return [
         ServiceBinding(
             full_name=pb.DESCRIPTOR.services_by_name["BoothService"].full_name,
-            servicer=BoothApi(context),
+            servicer=BoothApi(context, clock),
             add_to_server=pb_grpc.add_BoothServiceServicer_to_server,
         )
     ]
