@@ -8,13 +8,12 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
-from booth.credit_code import credit_code_problem
+from runtime.credit_code import credit_code_problem
 from runtime.errors import FailedPrecondition, Validator
+from runtime.standards import HS_HEADING_PATTERN, is_hs_code, normalise_hs_code
 
 NAME_MAX_LENGTH = 200
 FAIR_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
-HS_CODE_PATTERN = re.compile(r"^\d{6,10}$")
-HS_HEADING_PATTERN = re.compile(r"^\d{4}$")
 MAX_QUOTA = 10_000
 
 
@@ -98,10 +97,8 @@ def validate_credit_code(
 
 
 def validate_hs_code(hs_code: str, check: Validator, field_name: str) -> str:
-    normalised = hs_code.replace(".", "").strip()
-    check.require(
-        bool(HS_CODE_PATTERN.match(normalised)), field_name, "must be an HS code of 6 to 10 digits"
-    )
+    normalised = normalise_hs_code(hs_code)
+    check.require(is_hs_code(normalised), field_name, "must be an HS code of 6 to 10 digits")
     return normalised
 
 

@@ -30,7 +30,8 @@ _CODES: dict[type[errors.DomainError], int] = {
 
 def status_for(error: errors.DomainError) -> grpc.Status:
     """The rich gRPC status for a domain error (BadRequest details for field violations)."""
-    code = next(c for cls, c in _CODES.items() if isinstance(error, cls))
+    # A DomainError without its own code is a server bug, not the caller's problem.
+    code = next((c for cls, c in _CODES.items() if isinstance(error, cls)), code_pb2.INTERNAL)
     status = status_pb2.Status(code=code, message=error.message)
     if isinstance(error, errors.InvalidArgument):
         bad_request = error_details_pb2.BadRequest(

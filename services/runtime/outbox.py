@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,14 +32,17 @@ T = TypeVar("T")
 
 OUTBOX_COLLECTION = "outbox"
 
-# Positions order the log. Within a process they strictly increase; the same aggregate
-# is never written by two transactions at once (they conflict and one retries after the
-# other committed), so per-aggregate order is commit order, which is all Kafka keeps.
-_sequence = itertools.count()
+# Positions order the log. Within a process they strictly increase, even if the wall
+# clock steps back; the same aggregate is never written by two transactions at once
+# (they conflict and one retries after the other committed), so per-aggregate order is
+# commit order, which is all Kafka keeps.
+_last_position = 0
 
 
 def _next_position() -> Int64:
-    return Int64(time.time_ns() // 1000 * 1000 + next(_sequence) % 1000)
+    global _last_position
+    _last_position = max(time.time_ns(), _last_position + 1)
+    return Int64(_last_position)
 
 
 @dataclass(frozen=True)
