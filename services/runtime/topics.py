@@ -76,8 +76,10 @@ def provision_topics(
 ) -> list[str]:
     """Create the declared topics that are missing; return the names created.
 
-    Idempotent. The embedded broker does not auto-create topics, so every process
-    that needs them calls this before producing or consuming.
+    Idempotent, and refuses topics that exist with another partition count. Call it
+    before anything produces or consumes: the embedded broker creates an unknown topic
+    with 4 partitions on the first metadata request that names it (measured), and
+    real clusters may do the same with auto-create on.
     """
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="chuhai-topics")
     try:
@@ -106,9 +108,7 @@ def _check_partitions(admin: KafkaAdminClient, topics: list[TopicSpec]) -> None:
         return
     declared = {t.name: t.partitions for t in topics}
     for description in admin.describe_topics(list(declared)):
+        name = description["name"]
         actual = len(description["partitions"])
-        if actual != declared[description["topic"]]:
-            raise TopicMismatch(
-                f"topic {description['topic']} has {actual} partitions, "
-                f"declared {declared[description['topic']]}"
-            )
+        if actual != declared[name]:
+            raise TopicMismatch(f"topic {name} has {actual} partitions, declared {declared[name]}")
