@@ -12,7 +12,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -29,13 +29,24 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ServiceContext:
-    """The long-lived clients a service's adapters are built from."""
+    """The long-lived clients a service's adapters are built from, and what the service
+    wants run beside its server and cleaned up after it."""
 
     name: str
     settings: Settings
     mongo: AsyncMongoClient
     db: AsyncDatabase
     outbox: Outbox
+    background: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+    cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def run_in_background(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run ``loop`` while the server serves; it is cancelled at stop."""
+        self.background[name] = loop
+
+    def on_stop(self, cleanup: Callable[[], Awaitable[None]]) -> None:
+        """Await ``cleanup`` once the server has stopped (close channels and the like)."""
+        self.cleanups.append(cleanup)
 
 
 BuildBindings = Callable[[ServiceContext], Awaitable[Sequence[ServiceBinding]]]
@@ -52,6 +63,8 @@ class ServiceHost:
         self._publisher: KafkaEventPublisher | None = None
         self._relay: OutboxRelay | None = None
         self._relay_task: asyncio.Task[None] | None = None
+        self._context: ServiceContext | None = None
+        self._background: list[asyncio.Task[None]] = []
         self.server: GrpcServer | None = None
 
     async def start(self) -> None:
@@ -70,16 +83,26 @@ class ServiceHost:
             idle_poll_seconds=settings.relay_idle_poll_seconds,
         )
         self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-relay")
-        context = ServiceContext(self.name, settings, self._mongo, db, outbox)
-        bindings = await self._build(context)
+        self._context = ServiceContext(self.name, settings, self._mongo, db, outbox)
+        bindings = await self._build(self._context)
         self.server = GrpcServer(
             bindings, host=settings.grpc_host, port=settings.grpc_port(self.name)
         )
         await self.server.start()
+        self._background = [
+            asyncio.create_task(loop(), name=f"{self.name}-{name}")
+            for name, loop in self._context.background.items()
+        ]
 
     async def stop(self) -> None:
         if self.server is not None:
             await self.server.stop(self._settings.grpc_shutdown_grace_seconds)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self._context is not None:
+            for cleanup in self._context.cleanups:
+                await cleanup()
         if self._relay is not None and self._relay_task is not None:
             self._relay.stop()
             await self._relay_task

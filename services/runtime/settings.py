@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     warehouse_grpc_target: str = ""
     bureau_grpc_target: str = ""
 
+    # Expo: each buyer may submit this many intents per window (RESOURCE_EXHAUSTED beyond).
+    expo_intent_rate_limit: int = Field(default=20, ge=1)
+    expo_intent_rate_window_seconds: int = Field(default=3600, ge=1)
+    # Expo: how often intents past their deadline are closed or expired.
+    expo_expiry_sweep_seconds: float = Field(default=5.0, gt=0)
+
     log_level: str = "INFO"
     # How long a stopping server lets in-flight calls finish.
     grpc_shutdown_grace_seconds: float = 5.0

@@ -1,0 +1,408 @@
+"""The warehouse domain on its own: validation, life cycle, periods, the availability
+arithmetic and search ranking."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from runtime.errors import FailedPrecondition, InvalidArgument
+from tests.credit_codes import random_credit_code
+from warehouse import domain
+from warehouse.domain import (
+    LogisticsService,
+    Operator,
+    OperatorKind,
+    Period,
+    PublicRecognition,
+    ReservationStatus,
+    Space,
+    WarehouseProfile,
+    WarehouseStatus,
+)
+from warehouse.geo import GeoPoint
+
+TODAY = date(2026, 6, 15)
+NOW = datetime(2026, 6, 15, 9, 30, tzinfo=UTC)
+EXPORTER = random_credit_code()
+HAMBURG = GeoPoint(53.5511, 9.9937)
+COLOGNE = GeoPoint(50.9375, 6.9603)
+POZNAN = GeoPoint(52.4064, 16.9252)
+
+
+def draft(**changes: object) -> WarehouseProfile:
+    profile = WarehouseProfile(
+        name="Xuchang Hair Products Hamburg Warehouse",
+        operator=Operator(OperatorKind.EXPORTER, "Rebecca Hair Products", EXPORTER),
+        country_code="de",
+        city="Hamburg",
+        address="Am Windhukkai 1, 20457 Hamburg",
+        location=HAMBURG,
+        area_m2=12_000.0,
+        capacity=Space(500, 4_000),
+        services=(LogisticsService.LAST_MILE_DELIVERY, LogisticsService.STORAGE),
+        recognition=PublicRecognition("Henan Department of Commerce", "2023-03-01"),
+        delivery_countries=("DK",),
+    )
+    return replace(profile, **changes)
+
+
+def warehouse(code: str = "DE-HAM-01", **changes: object) -> domain.Warehouse:
+    return domain.register(code, draft(**changes), TODAY, NOW)
+
+
+def violated(error: pytest.ExceptionInfo[InvalidArgument]) -> set[str]:
+    return {v.field for v in error.value.violations}
+
+
+def period(first_day: int, days: int) -> Period:
+    start = TODAY + timedelta(days=first_day)
+    return Period(start, start + timedelta(days=days))
+
+
+# Registry.
+
+
+def test_registration_normalises_the_profile() -> None:
+    registered = domain.register(
+        " de-ham-01 ",
+        draft(
+            services=(3, 2, 3),
+            delivery_countries=("dk", "DE", "nl", "DK"),
+            name="  Hamburg  ",
+        ),
+        TODAY,
+        NOW,
+    )
+    assert registered.code == "DE-HAM-01"
+    assert registered.status == WarehouseStatus.ACTIVE
+    profile = registered.profile
+    assert profile.country_code == "DE"
+    assert profile.name == "Hamburg"
+    assert profile.services == (LogisticsService.STORAGE, LogisticsService.LAST_MILE_DELIVERY)
+    # Its own country is always served, so it is not repeated among the delivery ones.
+    assert profile.delivery_countries == ("DK", "NL")
+    assert profile.served_countries == ("DE", "DK", "NL")
+
+
+def test_registration_reports_every_wrong_field_at_once() -> None:
+    bad = draft(
+        name=" ",
+        operator=Operator(0, "", ""),
+        country_code="UK",
+        city="",
+        address="",
+        location=GeoPoint(95, 0),
+        area_m2=0.0,
+        capacity=Space(-1, 0),
+        services=(0, 42),
+        recognition=PublicRecognition("", "2026-13-01"),
+        delivery_countries=("XX",),
+    )
+    with pytest.raises(InvalidArgument) as error:
+        domain.register("a", bad, TODAY, NOW)
+    assert violated(error) == {
+        "code",
+        "profile.name",
+        "profile.operator.kind",
+        "profile.operator.name",
+        "profile.country_code",
+        "profile.city",
+        "profile.address",
+        "profile.location.latitude",
+        "profile.area_m2",
+        "profile.capacity.pallet_positions",
+        "profile.capacity",
+        "profile.services[0]",
+        "profile.services[1]",
+        "profile.recognition.recognised_by",
+        "profile.recognition.since",
+        "profile.delivery_countries[0]",
+    }
+    assert "'UK' is not an ISO 3166-1 alpha-2" in str(error.value)
+
+
+@pytest.mark.parametrize("country", ["XX", "D", "DEU", "", "276"])
+def test_only_iso_3166_alpha_2_countries_are_accepted(country: str) -> None:
+    with pytest.raises(InvalidArgument) as error:
+        warehouse(country_code=country)
+    assert violated(error) == {"profile.country_code"}
+
+
+def test_a_missing_location_or_no_service_is_refused() -> None:
+    with pytest.raises(InvalidArgument) as error:
+        warehouse(location=None, services=())
+    assert violated(error) == {"profile.location", "profile.services"}
+
+
+def test_an_exporter_operator_needs_a_valid_credit_code_a_service_firm_none() -> None:
+    with pytest.raises(InvalidArgument) as error:
+        warehouse(operator=Operator(OperatorKind.EXPORTER, "Rebecca", ""))
+    assert violated(error) == {"profile.operator.credit_code"}
+    wrong_check = EXPORTER[:-1] + ("0" if EXPORTER[-1] != "0" else "1")
+    with pytest.raises(InvalidArgument) as error:
+        warehouse(operator=Operator(OperatorKind.SERVICE_FIRM, "DHL", wrong_check))
+    assert "check character" in str(error.value)
+    firm = warehouse(operator=Operator(OperatorKind.SERVICE_FIRM, "Rhenus Logistics", ""))
+    assert firm.profile.operator.credit_code == ""
+
+
+def test_recognition_cannot_start_in_the_future() -> None:
+    tomorrow = (TODAY + timedelta(days=1)).isoformat()
+    with pytest.raises(InvalidArgument) as error:
+        warehouse(recognition=PublicRecognition("Henan Department of Commerce", tomorrow))
+    assert violated(error) == {"profile.recognition.since"}
+    assert warehouse(recognition=None).profile.recognition is None
+
+
+def test_an_update_takes_only_the_masked_fields() -> None:
+    current = warehouse()
+    later = NOW + timedelta(hours=1)
+    incoming = draft(capacity=Space(800, 6_000), name="renamed", city="")
+    change = domain.update(current, incoming, ["capacity"], TODAY, later)
+    assert change.changed_fields == ("capacity",)
+    assert change.warehouse.profile.capacity == Space(800, 6_000)
+    assert change.warehouse.profile.name == current.profile.name
+    assert change.previous.capacity == Space(500, 4_000)
+    assert change.warehouse.updated_at == later
+
+
+def test_an_empty_mask_replaces_the_whole_profile_and_validates_it() -> None:
+    with pytest.raises(InvalidArgument) as error:
+        domain.update(warehouse(), draft(city=""), [], TODAY, NOW)
+    assert violated(error) == {"profile.city"}
+
+
+def test_an_unknown_mask_path_is_refused() -> None:
+    with pytest.raises(InvalidArgument) as error:
+        domain.update(warehouse(), draft(), ["capacity.pallet_positions", "code"], TODAY, NOW)
+    assert violated(error) == {"update_mask"}
+    assert "capacity.pallet_positions, code" in str(error.value)
+
+
+def test_an_update_that_changes_nothing_reports_no_change() -> None:
+    current = warehouse()
+    change = domain.update(current, draft(), [], TODAY, NOW + timedelta(hours=1))
+    assert change.changed_fields == ()
+    assert change.warehouse == current
+
+
+def test_capacity_cannot_drop_below_a_day_already_reserved() -> None:
+    ahead = {TODAY + timedelta(days=3): Space(300, 100), TODAY + timedelta(days=9): Space(450, 0)}
+    domain.require_capacity_covers("DE-HAM-01", Space(450, 100), ahead)
+    with pytest.raises(FailedPrecondition) as error:
+        domain.require_capacity_covers("DE-HAM-01", Space(400, 100), ahead)
+    assert (TODAY + timedelta(days=9)).isoformat() in error.value.message
+    assert "450 pallet positions" in error.value.message
+
+
+def test_suspension_and_reactivation_alternate() -> None:
+    suspended = domain.suspend(warehouse(), "fire inspection", NOW)
+    assert suspended.status == WarehouseStatus.SUSPENDED
+    assert suspended.suspension_reason == "fire inspection"
+    with pytest.raises(FailedPrecondition, match="already suspended"):
+        domain.suspend(suspended, "again", NOW)
+    active = domain.reactivate(suspended, NOW)
+    assert active.status == WarehouseStatus.ACTIVE
+    assert active.suspension_reason == ""
+    with pytest.raises(FailedPrecondition, match="not suspended"):
+        domain.reactivate(active, NOW)
+
+
+def test_a_suspension_needs_a_reason() -> None:
+    with pytest.raises(InvalidArgument) as error:
+        domain.validate_reason("  ", required=True)
+    assert violated(error) == {"reason"}
+    assert domain.validate_reason("  ", required=False) == ""
+
+
+# Periods.
+
+
+def test_a_period_excludes_its_end_date() -> None:
+    july = domain.lookup_period("2026-07-01", "2026-08-01")
+    assert july.days == 31
+    assert july.dates()[0] == date(2026, 7, 1)
+    assert july.dates()[-1] == date(2026, 7, 31)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "field"),
+    [
+        ("2026-07-01", "2026-07-01", "end_date"),
+        ("2026-07-02", "2026-07-01", "end_date"),
+        ("2026-01-01", "2027-01-03", "end_date"),
+        ("2026-7-1", "2026-08-01", "start_date"),
+        ("20260701", "2026-08-01", "start_date"),
+        ("2026-07-01", "2026-02-30", "end_date"),
+    ],
+)
+def test_bad_periods_name_the_wrong_date(start: str, end: str, field: str) -> None:
+    with pytest.raises(InvalidArgument) as error:
+        domain.lookup_period(start, end)
+    assert violated(error) == {field}
+
+
+def test_a_period_spans_at_most_366_days() -> None:
+    assert domain.lookup_period("2028-01-01", "2029-01-01").days == 366
+    with pytest.raises(InvalidArgument):
+        domain.lookup_period("2027-01-01", "2028-01-03")
+
+
+# Bookings.
+
+
+def test_a_booking_request_reports_every_wrong_field() -> None:
+    with pytest.raises(InvalidArgument) as error:
+        domain.validate_booking("?", "123", Space(0, -1), "2026-07-01", "2026-06-01")
+    assert violated(error) == {
+        "warehouse_code",
+        "exporter_credit_code",
+        "space",
+        "space.cubic_metres",
+        "end_date",
+    }
+
+
+def test_a_booking_may_start_today_but_not_before() -> None:
+    domain.require_start_not_past(period(0, 1), TODAY)
+    with pytest.raises(InvalidArgument) as error:
+        domain.require_start_not_past(period(-1, 3), TODAY)
+    assert violated(error) == {"start_date"}
+
+
+def test_space_that_exactly_fills_a_day_fits() -> None:
+    loads = {TODAY: Space(400, 3_000)}
+    assert domain.first_shortfall(Space(500, 4_000), loads, period(0, 1), Space(100, 1_000)) is None
+
+
+def test_the_first_day_without_room_is_the_shortfall() -> None:
+    capacity = Space(500, 4_000)
+    loads = {
+        TODAY + timedelta(days=1): Space(420, 0),
+        TODAY + timedelta(days=2): Space(480, 0),
+        TODAY + timedelta(days=3): Space(500, 0),
+    }
+    shortfall = domain.first_shortfall(capacity, loads, period(0, 5), Space(100, 0))
+    assert shortfall is not None
+    assert shortfall.day == TODAY + timedelta(days=1)
+    assert shortfall.free == Space(80, 4_000)
+    assert shortfall.requested == Space(100, 0)
+
+
+def test_days_without_a_counter_are_empty() -> None:
+    assert domain.first_shortfall(Space(10, 0), {}, period(0, 30), Space(10, 0)) is None
+    shortfall = domain.first_shortfall(Space(10, 0), {}, period(0, 30), Space(11, 0))
+    assert shortfall is not None and shortfall.day == TODAY
+
+
+def test_cubic_metres_can_run_out_while_pallets_are_free() -> None:
+    loads = {TODAY: Space(0, 3_990)}
+    shortfall = domain.first_shortfall(Space(500, 4_000), loads, period(0, 1), Space(1, 20))
+    assert shortfall is not None
+    assert shortfall.describe() == f"on {TODAY.isoformat()}: 10 m³ free, 20 m³ requested"
+
+
+def test_a_refused_booking_names_the_day_what_is_free_and_what_was_asked() -> None:
+    booking = domain.Booking("DE-HAM-01", EXPORTER, Space(100, 0), period(10, 30))
+    full_day = TODAY + timedelta(days=17)
+    with pytest.raises(FailedPrecondition) as error:
+        domain.reserve("r-1", warehouse(), booking, {full_day: Space(460, 0)}, NOW)
+    assert error.value.message == (
+        f"not enough space in warehouse DE-HAM-01 on {full_day.isoformat()}: "
+        "40 pallet positions free, 100 requested"
+    )
+
+
+def test_a_suspended_warehouse_takes_no_bookings() -> None:
+    suspended = domain.suspend(warehouse(), "fire inspection", NOW)
+    booking = domain.Booking("DE-HAM-01", EXPORTER, Space(1, 0), period(1, 2))
+    with pytest.raises(FailedPrecondition, match="suspended \\(fire inspection\\)"):
+        domain.reserve("r-1", suspended, booking, {}, NOW)
+
+
+def test_a_reservation_copies_the_country_for_reporting() -> None:
+    booking = domain.Booking("DE-HAM-01", EXPORTER, Space(100, 50), period(1, 2))
+    reservation = domain.reserve("r-1", warehouse(), booking, {}, NOW)
+    assert reservation.country_code == "DE"
+    assert reservation.status == ReservationStatus.CONFIRMED
+
+
+def test_free_space_is_never_negative() -> None:
+    assert domain.free_of(Space(100, 10), Space(120, 4)) == Space(0, 6)
+
+
+def test_a_reservation_can_be_cancelled_once_and_only_before_it_starts() -> None:
+    booking = domain.Booking("DE-HAM-01", EXPORTER, Space(100, 0), period(1, 5))
+    reservation = domain.reserve("r-1", warehouse(), booking, {}, NOW)
+    cancelled = domain.cancel(reservation, "fair postponed", TODAY, NOW)
+    assert cancelled.status == ReservationStatus.CANCELLED
+    assert cancelled.cancelled_at == NOW
+    with pytest.raises(FailedPrecondition, match="already cancelled"):
+        domain.cancel(cancelled, "", TODAY, NOW)
+    with pytest.raises(FailedPrecondition, match="started on"):
+        domain.cancel(reservation, "", TODAY + timedelta(days=1), NOW)
+
+
+def test_utilisation_reports_each_day_with_its_ratio() -> None:
+    loads = {TODAY + timedelta(days=1): Space(125, 0)}
+    days = domain.utilisation(Space(500, 0), loads, period(0, 3))
+    assert [d.day for d in days] == period(0, 3).dates()
+    assert [d.pallet_ratio for d in days] == [0.0, 0.25, 0.0]
+    assert days[1].free == Space(375, 0)
+    # A warehouse that sells no cubic metres is not "0% used" of them: it has none.
+    assert all(d.cubic_metre_ratio == 0.0 for d in days)
+
+
+# Search.
+
+
+def test_min_free_needs_a_period_and_within_km_a_destination() -> None:
+    with pytest.raises(InvalidArgument) as error:
+        domain.search_criteria(min_free=Space(100, 0), within_km=50)
+    assert violated(error) == {"available_from", "near"}
+
+
+def test_search_criteria_normalise_countries_and_check_them() -> None:
+    criteria = domain.search_criteria(serving_country="de", services=[3])
+    assert criteria.serving_country == "DE"
+    assert criteria.services == (LogisticsService.LAST_MILE_DELIVERY,)
+    with pytest.raises(InvalidArgument) as error:
+        domain.search_criteria(country_code="Germany", services=[99], near=GeoPoint(0, 200))
+    assert violated(error) == {"country_code", "services[0]", "near.longitude"}
+
+
+def test_ranking_puts_the_nearest_first_and_drops_what_is_too_far() -> None:
+    candidates = [
+        warehouse("PL-POZ-01", location=POZNAN, country_code="PL"),
+        warehouse("DE-HAM-01"),
+    ]
+    criteria = domain.search_criteria(near=COLOGNE)
+    ranked = domain.rank(candidates, criteria, {})
+    assert [m.warehouse.code for m in ranked] == ["DE-HAM-01", "PL-POZ-01"]
+    assert ranked[0].distance_km == pytest.approx(356, rel=0.01)
+    assert ranked[0].free is None
+    near_only = domain.rank(candidates, domain.search_criteria(near=COLOGNE, within_km=500), {})
+    assert [m.warehouse.code for m in near_only] == ["DE-HAM-01"]
+
+
+def test_ranking_without_destination_orders_by_code() -> None:
+    candidates = [warehouse("NL-RTM-01"), warehouse("DE-HAM-01"), warehouse("FR-LEH-01")]
+    ranked = domain.rank(candidates, domain.search_criteria(), {})
+    assert [m.warehouse.code for m in ranked] == ["DE-HAM-01", "FR-LEH-01", "NL-RTM-01"]
+    assert ranked[0].distance_km is None
+
+
+def test_ranking_keeps_warehouses_with_enough_space_free_on_every_day() -> None:
+    candidates = [warehouse("DE-HAM-01"), warehouse("DE-DUI-01"), warehouse("DE-MUC-01")]
+    criteria = domain.search_criteria(
+        available_from="2026-07-01", available_until="2026-08-01", min_free=Space(100, 0)
+    )
+    # Peaks: the highest load of each over the period.
+    peaks = {"DE-HAM-01": Space(400, 3_999), "DE-DUI-01": Space(401, 0)}
+    ranked = domain.rank(candidates, criteria, peaks)
+    assert [m.warehouse.code for m in ranked] == ["DE-HAM-01", "DE-MUC-01"]
+    assert ranked[0].free == Space(100, 1)
+    assert ranked[1].free == Space(500, 4_000)
