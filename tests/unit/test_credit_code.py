@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from runtime.credit_code import ALPHABET, LENGTH, check_character, credit_code_problem
 from booth.domain import ExporterProfile, validate_credit_code, validate_profile
+from runtime.credit_code import ALPHABET, LENGTH, check_character, credit_code_problem
 from runtime.errors import InvalidArgument, Validator
 
 # Published codes of real companies (the last is Huawei Technologies Co., Ltd.).
