@@ -63,6 +63,11 @@ class Unavailable(DomainError):
     """A dependency (another service, the database) cannot be reached right now."""
 
 
+class Aborted(DomainError):
+    """A concurrency conflict outlasted the server's retries; retrying the same request
+    (with the same request id) is safe."""
+
+
 class Validator:
     """Collects field violations so a request reports all its wrong fields at once."""
 

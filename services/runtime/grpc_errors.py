@@ -25,6 +25,7 @@ _CODES: dict[type[errors.DomainError], int] = {
     errors.Unauthenticated: code_pb2.UNAUTHENTICATED,
     errors.ResourceExhausted: code_pb2.RESOURCE_EXHAUSTED,
     errors.Unavailable: code_pb2.UNAVAILABLE,
+    errors.Aborted: code_pb2.ABORTED,
 }
 
 

@@ -15,6 +15,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import PyMongoError
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential
 
+from runtime.errors import Aborted
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -39,7 +41,7 @@ async def connect_mongo(uri: str, *, app_name: str) -> AsyncMongoClient:
     return client
 
 
-class TransactionFailed(RuntimeError):
+class TransactionFailed(Aborted):
     """A transaction kept hitting transient errors past its time budget."""
 
 
@@ -70,7 +72,8 @@ async def run_in_transaction(
                     raise
                 if time.monotonic() >= deadline:
                     raise TransactionFailed(
-                        f"transaction still conflicting after {attempt} attempts"
+                        f"the change kept conflicting with concurrent ones ({attempt} attempts); "
+                        "retry the request with the same request id"
                     ) from error
             except BaseException:
                 if session.in_transaction:

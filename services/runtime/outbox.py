@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
 from bson.binary import Binary
@@ -20,7 +20,7 @@ from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from runtime.events import EventEnvelope, envelope_for
 from runtime.mongo import run_in_transaction
@@ -136,6 +136,9 @@ class Outbox:
         )
         return [_record(doc) async for doc in cursor]
 
+    async def pending_count(self) -> int:
+        return await self.collection.count_documents({"published_at": None})
+
     async def since(self, start: datetime, end: datetime | None = None) -> list[OutboxRecord]:
         window: dict[str, datetime] = {"$gte": start}
         if end is not None:
@@ -177,6 +180,39 @@ class EventPublisher(Protocol):
         ...
 
 
+LEASE_COLLECTION = "relay_lease"
+
+
+class RelayLease:
+    """Lets one relay at a time publish a service's outbox when the service runs as
+    several instances. Without it every instance publishes every event (consumers would
+    still count each once, but the topic fills with copies and order across instances
+    is lost). The lease expires if its holder dies, so another instance takes over."""
+
+    def __init__(self, db: AsyncDatabase, owner: str, ttl_seconds: float = 10.0) -> None:
+        self._collection = db[LEASE_COLLECTION]
+        self.owner = owner
+        self._ttl = timedelta(seconds=ttl_seconds)
+
+    async def hold(self) -> bool:
+        """Take or renew the lease; False while another live relay holds it."""
+        now = datetime.now(UTC)
+        try:
+            await self._collection.update_one(
+                {"_id": "relay", "$or": [{"owner": self.owner}, {"expires_at": {"$lt": now}}]},
+                {"$set": {"owner": self.owner, "expires_at": now + self._ttl}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            # The filter matched nothing (held by someone else) and the upsert collided
+            # with the holder's document.
+            return False
+        return True
+
+    async def release(self) -> None:
+        await self._collection.delete_one({"_id": "relay", "owner": self.owner})
+
+
 class OutboxRelay:
     """Publishes a service's outbox to Kafka, oldest first, and marks what was acknowledged.
 
@@ -191,11 +227,13 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         idle_poll_seconds: float = 0.2,
+        lease: RelayLease | None = None,
     ) -> None:
         self._outbox = outbox
         self._publisher = publisher
         self._batch_size = batch_size
         self._idle_poll = idle_poll_seconds
+        self._lease = lease
         self._stopping = asyncio.Event()
 
     async def publish_pending(self) -> int:
@@ -212,6 +250,9 @@ class OutboxRelay:
         failures = 0
         while not self._stopping.is_set():
             try:
+                if self._lease is not None and not await self._lease.hold():
+                    await self._sleep(self._idle_poll * 5)
+                    continue
                 sent = await self.publish_pending()
                 failures = 0
             except (PyMongoError, PublishError) as error:
@@ -225,11 +266,18 @@ class OutboxRelay:
 
     async def drain(self) -> None:
         """Publish everything pending now (used before a graceful stop)."""
+        if self._lease is not None and not await self._lease.hold():
+            return
         while await self.publish_pending():
             pass
 
     def stop(self) -> None:
         self._stopping.set()
+
+    async def release(self) -> None:
+        """Hand the lease to another instance right away instead of at expiry."""
+        if self._lease is not None:
+            await self._lease.release()
 
     async def replay(self, start: datetime, end: datetime | None = None) -> int:
         """Publish again every event that occurred in [start, end), in log order.

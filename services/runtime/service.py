@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -21,7 +24,7 @@ from runtime.grpc_server import GrpcServer, ServiceBinding
 from runtime.kafka import KafkaEventPublisher
 from runtime.logging import configure_logging
 from runtime.mongo import connect_mongo
-from runtime.outbox import Outbox, OutboxRelay
+from runtime.outbox import Outbox, OutboxRelay, RelayLease
 from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,7 @@ class ServiceHost:
             self._publisher,
             batch_size=settings.relay_batch_size,
             idle_poll_seconds=settings.relay_idle_poll_seconds,
+            lease=RelayLease(db, owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"),
         )
         self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-relay")
         self._context = ServiceContext(self.name, settings, self._mongo, db, outbox)
@@ -109,6 +113,8 @@ class ServiceHost:
             # Events committed by the last calls go out now rather than at next start.
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._relay.drain(), 5)
+            with contextlib.suppress(Exception):
+                await self._relay.release()
         if self._publisher is not None:
             await self._publisher.close()
         if self._mongo is not None:

@@ -14,7 +14,7 @@ from runtime.consumer import IdempotentConsumer
 from runtime.embedded import EmbeddedInfrastructure
 from runtime.events import decode_envelope
 from runtime.kafka import KafkaEventPublisher
-from runtime.outbox import Outbox, OutboxRecord, OutboxRelay, Transaction
+from runtime.outbox import Outbox, OutboxRecord, OutboxRelay, RelayLease, Transaction
 from runtime.topics import TopicSpec, provision_topics
 from tests.conftest import Infrastructure
 from tests.credit_codes import random_credit_code
@@ -278,3 +278,36 @@ async def test_replay_rebuilds_the_topic_after_the_broker_lost_it(
 
     assert len(live) == len(codes)
     assert replayed == live
+
+
+async def test_one_relay_at_a_time_publishes_a_shared_outbox(
+    infra: Infrastructure, outbox: Outbox, publisher: KafkaEventPublisher, topic: TopicSpec
+) -> None:
+    first = OutboxRelay(
+        outbox, publisher, idle_poll_seconds=0.05, lease=RelayLease(outbox.db, "instance-a")
+    )
+    second = OutboxRelay(
+        outbox, publisher, idle_poll_seconds=0.05, lease=RelayLease(outbox.db, "instance-b")
+    )
+    running = [asyncio.create_task(first.run()), asyncio.create_task(second.run())]
+    try:
+        for _ in range(20):
+            await register(outbox, topic, [random_credit_code(), random_credit_code()])
+        await eventually(lambda: outbox.pending_count(), equals=0, within_seconds=30)
+        # The holder stops and hands over; the other instance publishes what follows.
+        holder = await outbox.db.relay_lease.find_one({"_id": "relay"})
+        stopping = first if holder["owner"] == "instance-a" else second
+        stopping.stop()
+        await stopping.release()
+        await register(outbox, topic, [random_credit_code()])
+        await eventually(lambda: outbox.pending_count(), equals=0, within_seconds=30)
+    finally:
+        first.stop()
+        second.stop()
+        await asyncio.gather(*running)
+    records = await asyncio.to_thread(
+        read_records, infra.kafka_bootstrap_servers, topic.name, expected=41, settle_seconds=1.0
+    )
+    # Two relays, one outbox: every event once, none twice.
+    assert len(records) == 41
+    assert len({decode_envelope(r.value).event_id for r in records}) == 41
