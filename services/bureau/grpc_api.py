@@ -1,23 +1,64 @@
-"""The bureau service's public gRPC API; its methods arrive with the bureau service issue."""
+"""The bureau service's gRPC API: the headline, filtered breakdowns, and a live watch."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from datetime import UTC
+
+import grpc
+
+from bureau.aggregates import IntentFilter
+from bureau.live import LiveStats
+from bureau.messages import headline_message, query_response
 from chuhai.bureau.v1 import bureau_service_pb2 as pb
 from chuhai.bureau.v1 import bureau_service_pb2_grpc as pb_grpc
+from runtime.errors import FieldViolation, InvalidArgument, Validator
 from runtime.grpc_server import ServiceBinding
-from runtime.service import ServiceContext
+from runtime.standards import is_country
 
 
 class BureauApi(pb_grpc.BureauServiceServicer):
-    def __init__(self, context: ServiceContext) -> None:
-        self._context = context
+    def __init__(self, live: LiveStats) -> None:
+        self._live = live
 
+    async def GetStats(
+        self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetStatsResponse:
+        return pb.GetStatsResponse(headline=headline_message(self._live.aggregates.headline()))
 
-async def build(context: ServiceContext) -> list[ServiceBinding]:
-    return [
-        ServiceBinding(
-            full_name=pb.DESCRIPTOR.services_by_name["BureauService"].full_name,
-            servicer=BureauApi(context),
-            add_to_server=pb_grpc.add_BureauServiceServicer_to_server,
+    async def QueryStats(
+        self, request: pb.QueryStatsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.QueryStatsResponse:
+        check = Validator()
+        country = request.country.strip().upper()
+        check.require(not country or is_country(country), "country", "ISO 3166-1 alpha-2")
+        chapter = request.hs_chapter.strip()
+        check.require(
+            not chapter or (len(chapter) == 2 and chapter.isdigit()), "hs_chapter", "2 digits"
         )
-    ]
+        since = request.since.ToDatetime(UTC) if request.HasField("since") else None
+        until = request.until.ToDatetime(UTC) if request.HasField("until") else None
+        if since and until and since >= until:
+            raise InvalidArgument(FieldViolation("until", "must be after since"))
+        check.raise_if_invalid()
+        where = IntentFilter(
+            since=since, until=until, country=country or None, hs_chapter=chapter or None
+        )
+        return query_response(self._live.aggregates, request.fair_id, where)
+
+    async def WatchStats(
+        self, request: pb.WatchStatsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchStatsResponse]:
+        version = self._live.version
+        yield pb.WatchStatsResponse(headline=headline_message(self._live.aggregates.headline()))
+        while True:
+            version = await self._live.wait_past(version)
+            yield pb.WatchStatsResponse(headline=headline_message(self._live.aggregates.headline()))
+
+
+def binding(live: LiveStats) -> ServiceBinding:
+    return ServiceBinding(
+        full_name=pb.DESCRIPTOR.services_by_name["BureauService"].full_name,
+        servicer=BureauApi(live),
+        add_to_server=pb_grpc.add_BureauServiceServicer_to_server,
+    )

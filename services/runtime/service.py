@@ -16,6 +16,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -122,7 +123,14 @@ class ServiceHost:
         log.info("service stopped", extra={"service": self.name})
 
 
-async def serve_until_signalled(host: ServiceHost) -> None:
+class Startable(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def serve_until_signalled(host: Startable) -> None:
+    """Start ``host``, run until SIGINT or SIGTERM, then stop it gracefully."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     # Expo: how often intents past their deadline are closed or expired.
     expo_expiry_sweep_seconds: float = Field(default=5.0, gt=0)
 
+    # Bureau: its Kafka consumer group and its dashboard's address.
+    bureau_consumer_group: str = "chuhai-bureau"
+    bureau_web_host: str = "127.0.0.1"
+    bureau_web_port: int = Field(default=8080, ge=0, le=65535)
+
     log_level: str = "INFO"
     # How long a stopping server lets in-flight calls finish.
     grpc_shutdown_grace_seconds: float = 5.0

@@ -1,0 +1,101 @@
+"""Figures as API messages (gRPC) and as plain JSON (the dashboard)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from bureau.aggregates import Aggregates, Headline, IntentFilter
+from chuhai.bureau.v1 import bureau_service_pb2 as pb
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment.astimezone(UTC))
+    return stamp
+
+
+def headline_message(headline: Headline) -> pb.Headline:
+    message = pb.Headline(
+        firms_served=headline.firms_served,
+        booths_allocated=headline.booths_allocated,
+        countries=headline.countries,
+        buyers=headline.buyers,
+        intents=headline.intents,
+        events_applied=headline.events_applied,
+    )
+    if headline.as_of is not None:
+        message.as_of.CopyFrom(_timestamp(headline.as_of))
+    return message
+
+
+def _counts(values: dict[str, int]) -> list[pb.Count]:
+    return [pb.Count(key=key, value=value) for key, value in values.items()]
+
+
+def query_response(
+    aggregates: Aggregates, fair_id: str, where: IntentFilter
+) -> pb.QueryStatsResponse:
+    intents = aggregates.intents(where)
+    responses = aggregates.responses(where)
+    return pb.QueryStatsResponse(
+        headline=headline_message(aggregates.headline()),
+        booths=[
+            pb.BoothFigures(**asdict(figures)) for figures in aggregates.booths(fair_id or None)
+        ],
+        intents=intents.intents,
+        intents_by_country=_counts(intents.by_country),
+        intents_by_region=_counts(intents.by_region),
+        intents_by_hs_chapter=_counts(intents.by_hs_chapter),
+        intents_by_industry=_counts(intents.by_industry),
+        intents_per_hour=[
+            pb.TimeBucket(start=_timestamp(b.start), intents=b.intents) for b in intents.per_hour
+        ],
+        intents_per_day=[
+            pb.TimeBucket(start=_timestamp(b.start), intents=b.intents) for b in intents.per_day
+        ],
+        warehouses=[
+            pb.WarehouseFigures(**asdict(figures))
+            for figures in aggregates.warehouses(datetime.now(UTC).date())
+        ],
+        responses=pb.ResponseFigures(
+            addressed=responses.addressed,
+            answered=responses.answered,
+            response_rate=responses.response_rate,
+            median_response_seconds=responses.median_response_seconds,
+        ),
+    )
+
+
+def headline_json(headline: Headline) -> dict[str, Any]:
+    """The keys /api/stats promises."""
+    return {
+        "firms_served": headline.firms_served,
+        "booths_allocated": headline.booths_allocated,
+        "countries": headline.countries,
+        "buyers": headline.buyers,
+        "intents": headline.intents,
+    }
+
+
+def dashboard_json(aggregates: Aggregates) -> dict[str, Any]:
+    """Everything the dashboard page draws."""
+    headline = aggregates.headline()
+    intents = aggregates.intents()
+    responses = aggregates.responses()
+    return {
+        "headline": headline_json(headline),
+        "events_applied": headline.events_applied,
+        "as_of": headline.as_of.isoformat() if headline.as_of else None,
+        "booths": [asdict(b) for b in aggregates.booths()],
+        "intents_by_country": intents.by_country,
+        "intents_by_region": intents.by_region,
+        "intents_per_hour": [
+            {"start": b.start.isoformat(), "intents": b.intents} for b in intents.per_hour
+        ],
+        "warehouses": [asdict(w) for w in aggregates.warehouses(datetime.now(UTC).date())],
+        "responses": asdict(responses),
+    }

@@ -1,0 +1,275 @@
+"""The bureau on its own broker: live figures from real services' events, exact under
+redelivery, restart and kill -9, equal to a rebuild from the outboxes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from pymongo import AsyncMongoClient
+
+import booth.grpc_api
+import expo.grpc_api
+from bureau.host import BureauHost
+from bureau.messages import dashboard_json
+from bureau.rebuild import rebuild_from_outboxes
+from chuhai.booth.v1 import booth_service_pb2 as booth_pb
+from chuhai.booth.v1 import booth_service_pb2_grpc as booth_grpc
+from chuhai.booth.v1 import resources_pb2 as booth_res
+from chuhai.bureau.v1 import bureau_service_pb2 as pb
+from chuhai.bureau.v1 import bureau_service_pb2_grpc as pb_grpc
+from chuhai.expo.v1 import expo_service_pb2 as expo_pb
+from chuhai.expo.v1 import expo_service_pb2_grpc as expo_grpc
+from chuhai.expo.v1 import resources_pb2 as expo_res
+from runtime.embedded import EmbeddedInfrastructure
+from runtime.launcher import replay_outboxes
+from runtime.service import ServiceHost
+from runtime.settings import Settings
+from runtime.topics import EXPO_VISITS, provision_topics
+from tests.integration.test_booth import fair_request, register_exporters
+from tests.kafka_reading import read_records
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def own_kafka(tmp_path: Path) -> Iterator[str]:
+    """A broker of the test's own: the bureau counts every event on it."""
+    with EmbeddedInfrastructure(tmp_path / "kafka") as broker:
+        broker.start(mongo=False)
+        provision_topics(broker.kafka_bootstrap_servers)
+        yield broker.kafka_bootstrap_servers
+
+
+@pytest.fixture
+def bureau_settings(settings: Settings, own_kafka: str, unique: str) -> Settings:
+    return settings.model_copy(
+        update={
+            "kafka_bootstrap_servers": own_kafka,
+            "bureau_consumer_group": f"bureau-{unique}",
+            "bureau_web_port": 0,
+        }
+    )
+
+
+@dataclass
+class Scenario:
+    exporters: int
+    allocated: int
+    buyers: int
+    countries: int
+    intents: int
+
+
+async def play_small_case(settings: Settings, unique: str) -> Scenario:
+    """A miniature of the Xuchang case through the real booth and expo services."""
+    booth_host = ServiceHost("booth", booth.grpc_api.build, settings)
+    await booth_host.start()
+    expo_host = ServiceHost(
+        "expo",
+        expo.grpc_api.build,
+        settings.model_copy(update={"booth_grpc_target": booth_host.server.address}),
+    )
+    await expo_host.start()
+    try:
+        async with (
+            grpc.aio.insecure_channel(booth_host.server.address) as booth_channel,
+            grpc.aio.insecure_channel(expo_host.server.address) as expo_channel,
+        ):
+            booths = booth_grpc.BoothServiceStub(booth_channel)
+            expo_stub = expo_grpc.ExpoServiceStub(expo_channel)
+            codes = await register_exporters(booths, 6, seed=21)
+            fair_id = f"canton-{unique}"
+            await booths.CreateFair(fair_request(fair_id, quota=4), timeout=10)
+            await booths.OpenFair(
+                booth_pb.OpenFairRequest(request_id="o", fair_id=fair_id), timeout=10
+            )
+            for code in codes:
+                await booths.SubmitApplication(
+                    booth_pb.SubmitApplicationRequest(
+                        request_id=f"a-{code}",
+                        fair_id=fair_id,
+                        credit_code=code,
+                        booth_type=booth_res.BOOTH_TYPE_STANDARD,
+                        main_product_hs_code="670420",
+                    ),
+                    timeout=10,
+                )
+            await booths.RunAllocation(
+                booth_pb.RunAllocationRequest(
+                    request_id="r", fair_id=fair_id, booth_type=booth_res.BOOTH_TYPE_STANDARD
+                ),
+                timeout=30,
+            )
+            edition_id = f"cloud-{unique}"
+            await expo_stub.CreateEdition(
+                expo_pb.CreateEditionRequest(
+                    request_id="e",
+                    edition_id=edition_id,
+                    name="Cloud expo",
+                    fair_id=fair_id,
+                    starts_on="2026-12-01",
+                    ends_on="2026-12-31",
+                    allow_online_only=True,
+                ),
+                timeout=10,
+            )
+            await expo_stub.OpenEdition(
+                expo_pb.OpenEditionRequest(request_id="eo", edition_id=edition_id), timeout=10
+            )
+            exhibitor = codes[0]
+            await expo_stub.JoinEdition(
+                expo_pb.JoinEditionRequest(
+                    request_id="j", edition_id=edition_id, credit_code=exhibitor
+                ),
+                timeout=20,
+            )
+            countries = ["DE", "US", "NG", "BR", "DE"]
+            buyers = []
+            for n, country in enumerate(countries):
+                reply = await expo_stub.RegisterBuyer(
+                    expo_pb.RegisterBuyerRequest(
+                        request_id=f"b{n}",
+                        company=f"Buyer {n}",
+                        country=country,
+                        buyer_type=expo_res.BUYER_TYPE_NEW,
+                    ),
+                    timeout=10,
+                )
+                buyers.append(reply.buyer.buyer_id)
+            await expo_stub.RecordVisits(
+                expo_pb.RecordVisitsRequest(
+                    request_id="v",
+                    edition_id=edition_id,
+                    visits=[
+                        expo_pb.Visit(visit_id=f"v{n}", buyer_id=buyer, credit_code=exhibitor)
+                        for n, buyer in enumerate(buyers + buyers[:2])
+                    ],
+                ),
+                timeout=10,
+            )
+            deadline = Timestamp()
+            deadline.FromDatetime(datetime.now(UTC) + timedelta(days=5))
+            for n, buyer in enumerate(buyers[:3]):
+                await expo_stub.SubmitIntent(
+                    expo_pb.SubmitIntentRequest(
+                        request_id=f"i{n}",
+                        edition_id=edition_id,
+                        buyer_id=buyer,
+                        kind=expo_res.INTENT_KIND_INQUIRY,
+                        exhibitor_credit_code=exhibitor,
+                        hs_code="670420",
+                        quantity=100,
+                        unit="piece",
+                        incoterm=expo_res.INCOTERM_FOB,
+                        destination_country="DE",
+                        deadline=deadline,
+                    ),
+                    timeout=10,
+                )
+    finally:
+        await expo_host.stop()
+        await booth_host.stop()
+    return Scenario(exporters=6, allocated=4, buyers=5, countries=4, intents=3)
+
+
+async def headline_of(host: BureauHost) -> tuple[int, ...]:
+    async with grpc.aio.insecure_channel(host.server.address) as channel:
+        reply = await pb_grpc.BureauServiceStub(channel).GetStats(pb.GetStatsRequest(), timeout=5)
+    h = reply.headline
+    return (h.firms_served, h.booths_allocated, h.countries, h.buyers, h.intents)
+
+
+def expected(case: Scenario) -> tuple[int, ...]:
+    return (case.exporters, case.allocated, case.countries, case.buyers, case.intents)
+
+
+@pytest.fixture
+async def bureau(bureau_settings: Settings) -> AsyncIterator[BureauHost]:
+    host = BureauHost(bureau_settings)
+    await host.start()
+    yield host
+    await host.stop()
+
+
+def comparable(figures: dict) -> dict:
+    return {k: v for k, v in figures.items() if k not in ("as_of",)}
+
+
+async def test_figures_are_live_exact_under_redelivery_and_equal_a_rebuild(
+    bureau: BureauHost, bureau_settings: Settings, unique: str, mongo: AsyncMongoClient
+) -> None:
+    case = await play_small_case(bureau_settings, unique)
+    await eventually(lambda: headline_of(bureau), equals=expected(case), within_seconds=60)
+
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{bureau.web.port}/api/stats") as reply,
+    ):
+        stats = await reply.json()
+    assert stats == {
+        "firms_served": 6,
+        "booths_allocated": 4,
+        "countries": 4,
+        "buyers": 5,
+        "intents": 3,
+    }
+    applied = bureau.live.aggregates.headline().events_applied
+
+    # Every event a second time (what a relay restart can do): no figure moves.
+    assert await replay_outboxes(bureau_settings) == applied
+    await asyncio.sleep(3)
+    assert await headline_of(bureau) == expected(case)
+    assert bureau.live.aggregates.headline().events_applied == applied
+
+    rebuilt = await rebuild_from_outboxes(mongo, bureau_settings)
+    assert comparable(dashboard_json(rebuilt)) == comparable(dashboard_json(bureau.live.aggregates))
+
+    async with grpc.aio.insecure_channel(bureau.server.address) as channel:
+        query = await pb_grpc.BureauServiceStub(channel).QueryStats(
+            pb.QueryStatsRequest(country="DE"), timeout=5
+        )
+    assert query.intents == 1 and [c.key for c in query.intents_by_country] == ["DE"]
+    assert [(b.quota, b.applied, b.allocated, b.waitlisted) for b in query.booths] == [(4, 6, 4, 2)]
+
+
+async def test_restart_and_poison_records_keep_figures_exact(
+    bureau_settings: Settings, unique: str
+) -> None:
+    host = BureauHost(bureau_settings)
+    await host.start()
+    case = await play_small_case(bureau_settings, unique)
+    await eventually(lambda: headline_of(host), equals=expected(case), within_seconds=60)
+    await host.stop()
+
+    from aiokafka import AIOKafkaProducer
+
+    raw = AIOKafkaProducer(bootstrap_servers=bureau_settings.kafka_bootstrap_servers)
+    await raw.start()
+    await raw.send_and_wait(EXPO_VISITS.name, key=b"junk", value=b"\x01 not an envelope")
+    await raw.stop()
+
+    restarted = BureauHost(bureau_settings)
+    await restarted.start()
+    try:
+        # Restored from its snapshot before the stream even joins the group.
+        assert await headline_of(restarted) == expected(case)
+        dead = await asyncio.to_thread(
+            read_records,
+            bureau_settings.kafka_bootstrap_servers,
+            EXPO_VISITS.dlq.name,
+            expected=1,
+            within_seconds=60,
+        )
+        assert dead[0].key == b"junk" and dict(dead[0].headers)["error_type"] == b"UndecodableEvent"
+        assert await headline_of(restarted) == expected(case)
+    finally:
+        await restarted.stop()
