@@ -40,8 +40,7 @@ class BureauHost:
         settings = self._settings
         self._mongo = await connect_mongo(settings.mongodb_uri, app_name="chuhai-bureau")
         store = BureauStore(self._mongo, self._mongo.get_database(settings.database_name("bureau")))
-        restored = await store.load()
-        self.live = live = LiveStats(restored.aggregates)
+        self.live = live = LiveStats(await store.load())
         log.info(
             "aggregates restored",
             extra={"events_applied": live.aggregates.headline().events_applied},
@@ -57,7 +56,7 @@ class BureauHost:
             headline = headline_message(live.aggregates.headline())
             return pb.GetStatsResponse(headline=headline).SerializeToString()
 
-        self._stream = build_stream_app(settings, live, store, restored.positions, encode_headline)
+        self._stream = build_stream_app(settings, live, store, encode_headline)
         self._tasks = [
             asyncio.create_task(self._stream.start(), name="bureau-stream"),
             asyncio.create_task(self._record_history(store), name="bureau-history"),

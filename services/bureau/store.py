@@ -1,11 +1,10 @@
-"""The bureau's own MongoDB: the aggregates' snapshot with the stream positions it
-covers, and the ids of every event applied, written together in one transaction."""
+"""The bureau's own MongoDB: the aggregates' snapshot and the ids of every event it
+holds, written together in one transaction."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,42 +24,25 @@ APPLIED_EVENTS = "applied_events"
 HISTORY = "headline_history"
 LIVE = "live"
 
-# (topic, partition) -> the next offset to apply.
-Positions = dict[tuple[str, int], int]
-
-
-@dataclass
-class Restored:
-    aggregates: Aggregates
-    positions: Positions
-
 
 class BureauStore:
     def __init__(self, client: AsyncMongoClient, db: AsyncDatabase) -> None:
         self._client = client
         self._db = db
 
-    async def load(self) -> Restored:
+    async def load(self) -> Aggregates:
         """The last persisted state, or an empty one on first start."""
         doc = await self._db[SNAPSHOTS].find_one({"_id": LIVE})
         if doc is None:
-            return Restored(Aggregates(), {})
+            return Aggregates()
         ids = [d["_id"] async for d in self._db[APPLIED_EVENTS].find({}, {"_id": 1})]
-        positions = {(p["topic"], p["partition"]): p["offset"] for p in doc["positions"]}
-        return Restored(Aggregates.restore(doc["state"], ids), positions)
+        return Aggregates.restore(doc["state"], ids)
 
-    async def save(self, aggregates: Aggregates, positions: Positions) -> None:
-        """Persist the state and the positions it covers, retrying until it sticks: the
-        stream does not move on (nor commit its offsets) before this returns."""
+    async def save(self, aggregates: Aggregates) -> None:
+        """Persist the state with the ids it holds, retrying until it sticks: the stream
+        does not move on (nor commit its offsets) before this returns."""
         new_ids = aggregates.take_new_event_ids()
-        document: dict[str, Any] = {
-            "state": aggregates.snapshot(),
-            "positions": [
-                {"topic": topic, "partition": partition, "offset": offset}
-                for (topic, partition), offset in sorted(positions.items())
-            ],
-            "saved_at": datetime.now(UTC),
-        }
+        document: dict[str, Any] = {"state": aggregates.snapshot(), "saved_at": datetime.now(UTC)}
 
         async def write(session: AsyncClientSession) -> None:
             if new_ids:

@@ -1,12 +1,13 @@
 """The bureau's stream processing: one Faust agent over every domain topic.
 
 Exactness does not rest on Faust's table changelogs (the embedded broker's ListOffsets
-answer makes their recovery drop the tail; see ARCHITECTURE.md). Instead each batch is
-applied to the aggregates, which skip any event_id already applied (the outbox relay
-may publish an event twice), and then persisted with the next offset of every
-partition in one MongoDB transaction. Faust acknowledges a batch only after that, so
-its committed offsets never run ahead of the snapshot; when they lag, records below
-the stored offsets are skipped."""
+answer makes their recovery drop the tail; see ARCHITECTURE.md), nor on offsets.
+Each batch is applied to the aggregates, which skip any event_id already applied,
+and then persisted with the ids it applied in one MongoDB transaction. Faust
+acknowledges a batch only after that, so its committed offsets never run ahead of the
+snapshot; whatever is delivered again (a lagging commit, a relay that published twice,
+a fresh in-memory broker fed again from the outboxes) is recognised by its event_id.
+Offsets are deliberately not part of the state: they mean nothing on a new broker."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 import faust
 
 from bureau.live import LiveStats
-from bureau.store import BureauStore, Positions
+from bureau.store import BureauStore
 from runtime.events import decode_envelope
 from runtime.settings import Settings
 from runtime.topics import BUREAU_STATS, DOMAIN_TOPICS
@@ -33,7 +34,6 @@ def build_stream_app(
     settings: Settings,
     live: LiveStats,
     store: BureauStore,
-    positions: Positions,
     encode_headline: Callable[[], bytes],
 ) -> faust.App:
     app = faust.App(
@@ -61,21 +61,16 @@ def build_stream_app(
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
             applied = 0
             for event in events:
-                message = event.message
-                where = (message.topic, message.partition)
-                if message.offset < positions.get(where, 0):
-                    continue  # already in the snapshot: Faust's commit lagged behind it
                 try:
                     applied += live.aggregates.apply(decode_envelope(event.value))
                 except Exception as error:
-                    await _dead_letter(dead_letters[message.topic], event, error)
-                positions[where] = message.offset + 1
-            if applied:
-                await live.changed()
-            await store.save(live.aggregates, positions)
-            if applied:
-                # The stats topic is compacted on this key: it keeps the latest headline.
-                await stats.send(key=b"headline", value=encode_headline())
+                    await _dead_letter(dead_letters[event.message.topic], event, error)
+            if not applied:
+                continue
+            await live.changed()
+            await store.save(live.aggregates)
+            # The stats topic is compacted on this key: it keeps the latest headline.
+            await stats.send(key=b"headline", value=encode_headline())
 
     return app
 

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 MAX_PAGE = 100
+BUYERS_PER_CALL = 500
 EXPIRY_BATCH = 200
 
 
@@ -288,37 +289,65 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
 
     # Buyers and visits -----------------------------------------------------------------
 
+    def _new_buyer(self, buyer: Any, check: Validator, path: str) -> dict[str, Any]:
+        company = validate_text(buyer.company, check, f"{path}company")
+        country = validate_country(buyer.country, check, f"{path}country")
+        check.require(
+            buyer.buyer_type in (res.BUYER_TYPE_NEW, res.BUYER_TYPE_RETURNING),
+            f"{path}buyer_type",
+            "must be BUYER_TYPE_NEW or BUYER_TYPE_RETURNING",
+        )
+        contact = buyer.contact
+        return {
+            "company": company,
+            "country": country,
+            "buyer_type": buyer.buyer_type,
+            "contact": {
+                "name": validate_text(contact.name, check, f"{path}contact.name", required=False),
+                "email": validate_email(contact.email, check, f"{path}contact.email"),
+                "phone": validate_text(
+                    contact.phone, check, f"{path}contact.phone", required=False
+                ),
+            },
+            "registered_at": self._clock(),
+        }
+
     async def RegisterBuyer(
         self, request: pb.RegisterBuyerRequest, context: grpc.aio.ServicerContext
     ) -> pb.RegisterBuyerResponse:
         check = Validator()
-        company = validate_text(request.company, check, "company")
-        country = validate_country(request.country, check, "country")
-        check.require(
-            request.buyer_type in (res.BUYER_TYPE_NEW, res.BUYER_TYPE_RETURNING),
-            "buyer_type",
-            "must be BUYER_TYPE_NEW or BUYER_TYPE_RETURNING",
-        )
-        contact = {
-            "name": validate_text(request.contact.name, check, "contact.name", required=False),
-            "email": validate_email(request.contact.email, check, "contact.email"),
-            "phone": validate_text(request.contact.phone, check, "contact.phone", required=False),
-        }
+        buyer = self._new_buyer(request, check, "")
         check.raise_if_invalid()
-        buyer = {
-            "company": company,
-            "country": country,
-            "buyer_type": request.buyer_type,
-            "contact": contact,
-            "registered_at": self._clock(),
-        }
 
         async def register(tx: Transaction) -> pb.RegisterBuyerResponse:
-            doc = await handlers.register_buyer(tx, buyer)
+            [doc] = await handlers.register_buyers(tx, [buyer])
             return pb.RegisterBuyerResponse(buyer=buyer_message(doc, with_contact=True))
 
         return await run_once(
             self._outbox, "RegisterBuyer", request.request_id, pb.RegisterBuyerResponse, register
+        )
+
+    async def RegisterBuyers(
+        self, request: pb.RegisterBuyersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RegisterBuyersResponse:
+        check = Validator()
+        check.require(
+            0 < len(request.buyers) <= BUYERS_PER_CALL, "buyers", f"1 to {BUYERS_PER_CALL}"
+        )
+        buyers = [
+            self._new_buyer(buyer, check, f"buyers[{index}].")
+            for index, buyer in enumerate(request.buyers)
+        ]
+        check.raise_if_invalid()
+
+        async def register(tx: Transaction) -> pb.RegisterBuyersResponse:
+            docs = await handlers.register_buyers(tx, buyers)
+            return pb.RegisterBuyersResponse(
+                buyers=[buyer_message(doc, with_contact=True) for doc in docs]
+            )
+
+        return await run_once(
+            self._outbox, "RegisterBuyers", request.request_id, pb.RegisterBuyersResponse, register
         )
 
     async def GetBuyer(

@@ -168,20 +168,21 @@ async def publish_product(tx: Transaction, product: Document) -> Document:
 # Buyers and visits ------------------------------------------------------------------------
 
 
-async def register_buyer(tx: Transaction, buyer: Document) -> Document:
-    doc = {**buyer, "_id": uuid.uuid4().hex}
-    await tx.db[BUYERS].insert_one(doc, session=tx.session)
-    await tx.record(
-        topics.EXPO_BUYERS,
-        events.BuyerRegistered(
-            buyer_id=doc["_id"],
-            company=doc["company"],
-            country=doc["country"],
-            buyer_type=doc["buyer_type"],
-        ),
-        aggregate_id=doc["_id"],
-    )
-    return doc
+async def register_buyers(tx: Transaction, buyers: list[Document]) -> list[Document]:
+    docs = [{**buyer, "_id": uuid.uuid4().hex} for buyer in buyers]
+    await tx.db[BUYERS].insert_many(docs, session=tx.session)
+    for doc in docs:
+        await tx.record(
+            topics.EXPO_BUYERS,
+            events.BuyerRegistered(
+                buyer_id=doc["_id"],
+                company=doc["company"],
+                country=doc["country"],
+                buyer_type=doc["buyer_type"],
+            ),
+            aggregate_id=doc["_id"],
+        )
+    return docs
 
 
 async def may_see_contact(db: Any, buyer_id: str, viewer_credit_code: str) -> bool:
