@@ -1,0 +1,1 @@
+"""The demo scenario: the Xuchang case played through the public gRPC APIs."""
