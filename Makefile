@@ -9,6 +9,11 @@ PROTOS := $(shell find protos -name '*.proto')
 TOOLS_STAMP := $(VENV)/.tools-installed
 GEN_STAMP := gen/.generated
 INSTALL_STAMP := $(VENV)/.installed
+# Browser tests drive Debian's chromium (never a browser downloaded by Playwright).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# e.g. `make run RUN_FLAGS=--full-speed` or `RUN_FLAGS=--no-demo`.
+RUN_FLAGS ?=
 
 .PHONY: setup proto run test test-unit test-integration lint bench clean
 
@@ -34,10 +39,14 @@ $(INSTALL_STAMP): pyproject.toml constraints.txt $(GEN_STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
-run: setup
-	$(BIN)/chuhai-platform run
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
-test: setup
+run: setup
+	$(BIN)/chuhai-platform run $(RUN_FLAGS)
+
+test: setup $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

@@ -12,7 +12,7 @@ Offsets are deliberately not part of the state: they mean nothing on a new broke
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -30,12 +30,19 @@ BATCH_SIZE = 2000
 BATCH_WINDOW_SECONDS = 0.3
 
 
+# Sends one record: topic, key, value, headers.
+Send = Callable[[str, bytes | None, bytes, list[tuple[str, bytes]]], Awaitable[Any]]
+
+
 def build_stream_app(
     settings: Settings,
     live: LiveStats,
     store: BureauStore,
     encode_headline: Callable[[], bytes],
+    send: Send | None = None,
 ) -> faust.App:
+    """The Faust app; ``send`` replaces Faust's producer (for dead letters and the stats
+    topic) in tests."""
     app = faust.App(
         settings.bureau_consumer_group,
         broker=f"kafka://{settings.kafka_bootstrap_servers}",
@@ -53,8 +60,12 @@ def build_stream_app(
         web_enabled=False,
     )
     sources = app.topic(*(t.name for t in DOMAIN_TOPICS), key_type=bytes, value_type=bytes)
-    dead_letters = {t.name: app.topic(t.dlq.name) for t in DOMAIN_TOPICS}
-    stats = app.topic(BUREAU_STATS.name)
+    if send is None:
+        outputs = {t.dlq.name: app.topic(t.dlq.name) for t in DOMAIN_TOPICS}
+        outputs[BUREAU_STATS.name] = app.topic(BUREAU_STATS.name)
+
+        async def send(topic: str, key: bytes | None, value: bytes, headers: list) -> Any:
+            return await outputs[topic].send(key=key, value=value, headers=headers)
 
     @app.agent(sources)
     async def aggregate(stream: Any) -> None:
@@ -64,18 +75,18 @@ def build_stream_app(
                 try:
                     applied += live.aggregates.apply(decode_envelope(event.value))
                 except Exception as error:
-                    await _dead_letter(dead_letters[event.message.topic], event, error)
+                    await _dead_letter(send, event, error)
             if not applied:
                 continue
             await live.changed()
             await store.save(live.aggregates)
             # The stats topic is compacted on this key: it keeps the latest headline.
-            await stats.send(key=b"headline", value=encode_headline())
+            await send(BUREAU_STATS.name, b"headline", encode_headline(), [])
 
     return app
 
 
-async def _dead_letter(topic: Any, event: Any, error: Exception) -> None:
+async def _dead_letter(send: Send, event: Any, error: Exception) -> None:
     message = event.message
     log.error(
         "dead-lettering record",
@@ -86,10 +97,11 @@ async def _dead_letter(topic: Any, event: Any, error: Exception) -> None:
             "error": str(error),
         },
     )
-    await topic.send(
-        key=message.key,
-        value=event.value,
-        headers=[
+    await send(
+        f"{message.topic}.dlq",
+        message.key,
+        event.value,
+        [
             ("error", str(error).encode()),
             ("error_type", type(error).__name__.encode()),
             ("consumer", b"bureau"),

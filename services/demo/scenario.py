@@ -84,19 +84,20 @@ class Targets:
     bureau: str
 
 
+# (code, country, city, latitude, longitude, other countries it delivers to)
 WAREHOUSE_SITES = (
-    ("DE", "Hamburg", 53.55, 9.99, ("PL", "NL", "AT")),
-    ("US", "Los Angeles", 34.05, -118.24, ("MX", "CA")),
-    ("NG", "Lagos", 6.52, 3.38, ("GH", "BJ")),
-    ("AE", "Dubai", 25.20, 55.27, ("SA", "OM")),
-    ("RU", "Moscow", 55.76, 37.62, ("KZ", "BY")),
-    ("BR", "São Paulo", -23.55, -46.63, ("AR", "UY")),
-    ("MY", "Kuala Lumpur", 3.14, 101.69, ("SG",)),
-    ("ID", "Jakarta", -6.21, 106.85, ()),
-    ("PL", "Poznań", 52.41, 16.93, ("DE", "CZ")),
-    ("ZA", "Johannesburg", -26.20, 28.05, ("BW", "NA")),
-    ("TH", "Bangkok", 13.76, 100.50, ("LA", "KH")),
-    ("GB", "Felixstowe", 51.96, 1.35, ("IE",)),
+    ("DE-HAM-01", "DE", "Hamburg", 53.55, 9.99, ("PL", "NL", "AT")),
+    ("US-LAX-01", "US", "Los Angeles", 34.05, -118.24, ("MX", "CA")),
+    ("NG-LOS-01", "NG", "Lagos", 6.52, 3.38, ("GH", "BJ")),
+    ("AE-DXB-01", "AE", "Dubai", 25.20, 55.27, ("SA", "OM")),
+    ("RU-MOW-01", "RU", "Moscow", 55.76, 37.62, ("KZ", "BY")),
+    ("BR-SAO-01", "BR", "São Paulo", -23.55, -46.63, ("AR", "UY")),
+    ("MY-KUL-01", "MY", "Kuala Lumpur", 3.14, 101.69, ("SG",)),
+    ("ID-JKT-01", "ID", "Jakarta", -6.21, 106.85, ()),
+    ("PL-POZ-01", "PL", "Poznań", 52.41, 16.93, ("DE", "CZ")),
+    ("ZA-JNB-01", "ZA", "Johannesburg", -26.20, 28.05, ("BW", "NA")),
+    ("TH-BKK-01", "TH", "Bangkok", 13.76, 100.50, ("LA", "KH")),
+    ("GB-FXT-01", "GB", "Felixstowe", 51.96, 1.35, ("IE",)),
 )
 
 
@@ -152,8 +153,7 @@ class Demo:
         sites = WAREHOUSE_SITES[: self.scale.warehouses]
 
         async def register(site: tuple) -> None:
-            country, city, latitude, longitude, delivers = site
-            code = f"{country}-{city[:3].upper()}-01"
+            code, country, city, latitude, longitude, delivers = site
             await self.warehouse.RegisterWarehouse(
                 wh_pb.RegisterWarehouseRequest(
                     request_id=f"demo-wh-{code}",
@@ -186,7 +186,7 @@ class Demo:
             )
 
         await self._each("overseas warehouses", sites, register)
-        codes = [f"{s[0]}-{s[1][:3].upper()}-01" for s in sites]
+        codes = [site[0] for site in sites]
 
         async def book(index: int) -> None:
             exporter, _ = self.exporters[index % len(self.exporters)]

@@ -162,7 +162,7 @@ def _embedded_ports() -> tuple[int | None, int | None]:
     return kafka, mongo
 
 
-async def run_platform(var_dir: Path) -> int:
+async def run_platform(var_dir: Path, *, demo: bool = True, pace: float = 1.0) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -194,6 +194,8 @@ async def run_platform(var_dir: Path) -> int:
             )
         )
         _print_endpoints(settings, supervisor, ready, var_dir)
+        if demo and all(ready):
+            await _play_demo(settings, pace, stop)
         await stop.wait()
         return 0 if all(ready) else 1
     finally:
@@ -201,6 +203,37 @@ async def run_platform(var_dir: Path) -> int:
         await supervisor.stop()
         await asyncio.to_thread(infra.stop)
         _say("Stopped.\n")
+
+
+async def _play_demo(settings: Settings, pace: float, stop: asyncio.Event) -> None:
+    """Play the Xuchang case, unless Ctrl-C comes first."""
+    from demo.scenario import Targets, play
+
+    _say("Playing the Xuchang case (127 firms, 43 booths, 68,000 buyers, 7,442 intents)…\n")
+    targets = Targets(**{name: settings.grpc_target(name) for name in SERVICES})
+    playing = asyncio.create_task(play(targets, pace=pace))
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({playing, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if not playing.done():
+        playing.cancel()
+        await asyncio.gather(playing, return_exceptions=True)
+        return
+    stopped.cancel()
+    try:
+        figures = playing.result()
+    except Exception as error:
+        # The platform stays up: the demo is one client among others.
+        log.exception("the demo scenario stopped")
+        _say(f"The demo stopped: {error}. The platform keeps running.\n")
+        return
+    lines = ["", "The bureau's figures:"]
+    lines += [f"  {key:<17} {value:>7,}" for key, value in figures.items()]
+    lines += [f"Dashboard: {_dashboard_url(settings)}", "Press Ctrl-C to stop everything.", ""]
+    _say("\n".join(lines))
+
+
+def _dashboard_url(settings: Settings) -> str:
+    return f"http://{settings.bureau_web_host}:{settings.bureau_web_port}/"
 
 
 def _print_endpoints(
@@ -213,6 +246,7 @@ def _print_endpoints(
             f"  {service.name:<10} grpc://{settings.grpc_target(service.name):<22} {state}"
         )
     lines += [
+        f"  dashboard  {_dashboard_url(settings)}",
         f"  kafka      {settings.kafka_bootstrap_servers}",
         f"  mongodb    {settings.mongodb_uri}",
         f"  logs       {var_dir / 'logs'}",
@@ -252,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="start the whole platform until Ctrl-C")
     run.add_argument("--var-dir", type=Path, default=Path("var"), help="data and logs")
+    run.add_argument("--no-demo", action="store_true", help="start the platform only")
+    run.add_argument(
+        "--full-speed", action="store_true", help="play the demo as fast as the platform goes"
+    )
     commands.add_parser("topics", help="create the declared topics (idempotent)")
     replay = commands.add_parser("replay", help="publish a service's outbox again")
     replay.add_argument("service", choices=OUTBOX_SERVICES)
@@ -259,7 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging("launcher", Settings().log_level)
     if args.command == "run":
-        return asyncio.run(run_platform(args.var_dir))
+        return asyncio.run(
+            run_platform(args.var_dir, demo=not args.no_demo, pace=0.0 if args.full_speed else 1.0)
+        )
     if args.command == "topics":
         created = provision_topics(Settings().kafka_bootstrap_servers)
         _say(f"created {len(created)} topics\n")

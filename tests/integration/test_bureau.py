@@ -4,6 +4,10 @@ redelivery, restart and kill -9, equal to a rebuild from the outboxes."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,11 +29,14 @@ from chuhai.booth.v1 import booth_service_pb2_grpc as booth_grpc
 from chuhai.booth.v1 import resources_pb2 as booth_res
 from chuhai.bureau.v1 import bureau_service_pb2 as pb
 from chuhai.bureau.v1 import bureau_service_pb2_grpc as pb_grpc
+from chuhai.expo.v1 import events_pb2 as expo_events
 from chuhai.expo.v1 import expo_service_pb2 as expo_pb
 from chuhai.expo.v1 import expo_service_pb2_grpc as expo_grpc
 from chuhai.expo.v1 import resources_pb2 as expo_res
-from runtime.embedded import EmbeddedInfrastructure
-from runtime.launcher import replay_outboxes
+from runtime.embedded import EmbeddedInfrastructure, free_port
+from runtime.kafka import KafkaEventPublisher
+from runtime.launcher import replay_outboxes, wait_serving
+from runtime.outbox import Outbox, OutboxRelay, Transaction
 from runtime.service import ServiceHost
 from runtime.settings import Settings
 from runtime.topics import EXPO_VISITS, provision_topics
@@ -273,3 +280,77 @@ async def test_restart_and_poison_records_keep_figures_exact(
         assert await headline_of(restarted) == expected(case)
     finally:
         await restarted.stop()
+
+
+def start_bureau_process(settings: Settings, grpc_port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
+        MONGODB_URI=settings.mongodb_uri,
+        MONGODB_DATABASE_PREFIX=settings.mongodb_database_prefix,
+        BUREAU_CONSUMER_GROUP=settings.bureau_consumer_group,
+        BUREAU_GRPC_PORT=str(grpc_port),
+        BUREAU_WEB_PORT="0",
+    )
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "bureau"], env=env, stdout=out, stderr=out)
+
+
+async def test_killed_mid_stream_the_bureau_restarts_exact(
+    bureau_settings: Settings, mongo: AsyncMongoClient, tmp_path: Path
+) -> None:
+    visits = 6000
+    outbox = Outbox(mongo, mongo.get_database(bureau_settings.database_name("expo")), "expo")
+    await outbox.ensure_indexes()
+
+    async def visit(tx: Transaction, first: int) -> None:
+        for n in range(first, first + 500):
+            await tx.record(
+                EXPO_VISITS,
+                expo_events.ExhibitorVisited(
+                    visit_id=f"v{n}", buyer_id=f"buyer-{n}", buyer_country=("DE", "KE")[n % 2]
+                ),
+                aggregate_id=f"buyer-{n}",
+            )
+
+    for first in range(0, visits, 500):
+        await outbox.transact(lambda tx, first=first: visit(tx, first))
+    publisher = await KafkaEventPublisher.connect(
+        bureau_settings.kafka_bootstrap_servers, client_id="kill-test"
+    )
+    relay = OutboxRelay(outbox, publisher, batch_size=500)
+    while await relay.publish_pending():
+        pass
+    await publisher.close()
+
+    port = free_port()
+    target = f"127.0.0.1:{port}"
+
+    async def buyers() -> int:
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = pb_grpc.BureauServiceStub(channel)
+            return (await stub.GetStats(pb.GetStatsRequest(), timeout=5)).headline.buyers
+
+    bureau_process = start_bureau_process(bureau_settings, port, tmp_path / "bureau.log")
+    try:
+        assert await wait_serving(target, 60)
+        seen = 0
+        for _ in range(600):
+            seen = await buyers()
+            if seen:
+                break
+            await asyncio.sleep(0.05)
+        bureau_process.send_signal(signal.SIGKILL)  # mid-stream, no goodbye
+        bureau_process.wait(timeout=10)
+        assert 0 < seen < visits, "the kill should land while the stream is working"
+
+        bureau_process = start_bureau_process(bureau_settings, port, tmp_path / "bureau.log")
+        assert await wait_serving(target, 60)
+        await eventually(buyers, equals=visits, within_seconds=90)
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = pb_grpc.BureauServiceStub(channel)
+            headline = (await stub.GetStats(pb.GetStatsRequest(), timeout=5)).headline
+        assert (headline.buyers, headline.countries, headline.events_applied) == (visits, 2, visits)
+    finally:
+        bureau_process.send_signal(signal.SIGTERM)
+        bureau_process.wait(timeout=30)

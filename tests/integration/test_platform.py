@@ -66,8 +66,17 @@ def test_platform_serves_every_service_and_ctrl_c_leaves_nothing(tmp_path: Path)
         if key not in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")
     }
     env.update({f"{name.upper()}_GRPC_PORT": str(port) for name, port in ports.items()})
+    env["BUREAU_WEB_PORT"] = str(free_port())
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "runtime.launcher", "run", "--var-dir", str(tmp_path / "var")],
+        [
+            sys.executable,
+            "-m",
+            "runtime.launcher",
+            "run",
+            "--no-demo",
+            "--var-dir",
+            str(tmp_path / "var"),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -1,0 +1,57 @@
+"""The bureau's Faust agent under Faust's own test context (no broker)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bureau.aggregates import Aggregates
+from bureau.live import LiveStats
+from bureau.stream import build_stream_app
+from chuhai.expo.v1 import events_pb2
+from runtime.events import envelope_for
+from runtime.settings import Settings
+from runtime.topics import BUREAU_STATS
+
+
+class RecordingStore:
+    def __init__(self) -> None:
+        self.saved_events: list[int] = []
+
+    async def save(self, aggregates: Aggregates) -> None:
+        self.saved_events.append(aggregates.headline().events_applied)
+
+
+async def test_agent_applies_each_event_once_dead_letters_junk_and_publishes_the_headline() -> None:
+    live = LiveStats(Aggregates())
+    store = RecordingStore()
+    sent: list[tuple[str, bytes | None, bytes, list]] = []
+
+    async def send(topic: str, key: bytes | None, value: bytes, headers: list) -> None:
+        sent.append((topic, key, value, headers))
+
+    app = build_stream_app(
+        Settings(kafka_bootstrap_servers="127.0.0.1:1"), live, store, lambda: b"headline", send
+    )
+    [agent] = app.agents.values()
+    visit = envelope_for(
+        events_pb2.ExhibitorVisited(visit_id="v1", buyer_id="b1", buyer_country="KE"),
+        aggregate_id="b1",
+        producer="expo",
+    ).SerializeToString()
+
+    async with agent.test_context() as stream:
+        await stream.put(visit, key=b"b1")
+        await stream.put(visit, key=b"b1")  # redelivered
+        await stream.put(b"\xff junk", key=b"junk")
+        for _ in range(50):
+            if store.saved_events:
+                break
+            await asyncio.sleep(0.1)
+
+    headline = live.aggregates.headline()
+    assert (headline.buyers, headline.countries, headline.events_applied) == (1, 1, 1)
+    assert store.saved_events == [1]
+    dead = [s for s in sent if s[0].endswith(".dlq")]
+    assert len(dead) == 1 and dead[0][1] == b"junk"
+    assert dict(dead[0][3])["error_type"] == b"UndecodableEvent"
+    assert (BUREAU_STATS.name, b"headline", b"headline", []) in sent
