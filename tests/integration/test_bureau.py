@@ -214,8 +214,19 @@ def comparable(figures: dict) -> dict:
 async def test_figures_are_live_exact_under_redelivery_and_equal_a_rebuild(
     bureau: BureauHost, bureau_settings: Settings, unique: str, mongo: AsyncMongoClient
 ) -> None:
+    channel = grpc.aio.insecure_channel(bureau.server.address)
+    watch = pb_grpc.BureauServiceStub(channel).WatchStats(pb.WatchStatsRequest(), timeout=120)
+    first = await watch.read()
+    assert first.headline.intents == 0
+
     case = await play_small_case(bureau_settings, unique)
     await eventually(lambda: headline_of(bureau), equals=expected(case), within_seconds=60)
+    # The watch saw the figures move to the same end.
+    while (update := await watch.read()).headline.intents < case.intents:
+        pass
+    assert update.headline.buyers == case.buyers
+    watch.cancel()
+    await channel.close()
 
     async with (
         aiohttp.ClientSession() as http,

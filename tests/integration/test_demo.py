@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
 import pytest
+from openpyxl import load_workbook
 
 import booth.grpc_api
 import expo.grpc_api
@@ -85,6 +87,13 @@ async def test_scaled_demo_shows_its_figures_over_grpc_json_and_in_a_browser(
     ):
         report = await reply.text()
     assert "headline,intents,60" in report and "intents_by_country," in report
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{platform.dashboard}/api/report.xlsx") as reply,
+    ):
+        workbook = load_workbook(io.BytesIO(await reply.read()))
+    headline = dict(workbook["headline"].iter_rows(min_row=2, values_only=True))
+    assert headline == figures
 
     if shutil.which(CHROMIUM) is None:
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
