@@ -3,10 +3,8 @@ domain objects and API messages."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
-
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from booth.domain import (
     BoothQuota,
@@ -20,14 +18,9 @@ from booth.domain import (
     Zone,
 )
 from chuhai.booth.v1 import resources_pb2 as pb
+from runtime.timestamps import timestamp
 
 Document = dict[str, Any]
-
-
-def timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp
 
 
 def profile_document(profile: ExporterProfile) -> Document:

@@ -19,7 +19,6 @@ from booth.documents import (
     exporter_message,
     fair_from,
     fair_message,
-    timestamp,
 )
 from booth.domain import (
     DEFAULT_SCORING_SHEET,
@@ -46,6 +45,7 @@ from runtime.idempotency import run_once
 from runtime.outbox import Transaction
 from runtime.pagination import decode_token, encode_token, page_size
 from runtime.service import ServiceContext
+from runtime.timestamps import timestamp
 
 Clock = Callable[[], datetime]
 

@@ -6,16 +6,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from bureau.aggregates import Aggregates, Headline, IntentFilter
 from chuhai.bureau.v1 import bureau_service_pb2 as pb
-
-
-def _timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp
+from runtime.timestamps import timestamp
 
 
 def headline_message(headline: Headline) -> pb.Headline:
@@ -28,7 +21,7 @@ def headline_message(headline: Headline) -> pb.Headline:
         events_applied=headline.events_applied,
     )
     if headline.as_of is not None:
-        message.as_of.CopyFrom(_timestamp(headline.as_of))
+        message.as_of.CopyFrom(timestamp(headline.as_of))
     return message
 
 
@@ -52,10 +45,10 @@ def query_response(
         intents_by_hs_chapter=_counts(intents.by_hs_chapter),
         intents_by_industry=_counts(intents.by_industry),
         intents_per_hour=[
-            pb.TimeBucket(start=_timestamp(b.start), intents=b.intents) for b in intents.per_hour
+            pb.TimeBucket(start=timestamp(b.start), intents=b.intents) for b in intents.per_hour
         ],
         intents_per_day=[
-            pb.TimeBucket(start=_timestamp(b.start), intents=b.intents) for b in intents.per_day
+            pb.TimeBucket(start=timestamp(b.start), intents=b.intents) for b in intents.per_day
         ],
         warehouses=[
             pb.WarehouseFigures(**asdict(figures))

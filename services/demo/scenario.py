@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 import grpc
 import pycountry
-from google.protobuf.timestamp_pb2 import Timestamp
 from tqdm import tqdm
 
 from chuhai.booth.v1 import booth_service_pb2 as booth_pb
@@ -31,6 +30,7 @@ from chuhai.warehouse.v1 import resources_pb2 as wh_res
 from chuhai.warehouse.v1 import warehouse_service_pb2 as wh_pb
 from chuhai.warehouse.v1 import warehouse_service_pb2_grpc as wh_grpc
 from runtime.credit_code import ALPHABET, check_character
+from runtime.timestamps import timestamp
 
 T = TypeVar("T")
 
@@ -104,12 +104,6 @@ WAREHOUSE_SITES = (
 def credit_code(rng: random.Random) -> str:
     body = "91" + XUCHANG_DIVISION + "".join(rng.choice(ALPHABET) for _ in range(9))
     return body + check_character(body)
-
-
-def _timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 class Demo:
@@ -272,8 +266,8 @@ class Demo:
                     booth_res.BoothQuota(
                         booth_type=booth_res.BOOTH_TYPE_STANDARD,
                         quota=self.scale.booth_quota,
-                        application_deadline=_timestamp(now + timedelta(days=15)),
-                        allocation_deadline=_timestamp(now + timedelta(days=30)),
+                        application_deadline=timestamp(now + timedelta(days=15)),
+                        allocation_deadline=timestamp(now + timedelta(days=30)),
                         fee_fen=2_500_000,
                     )
                 ],
@@ -423,7 +417,7 @@ class Demo:
 
     async def intents(self) -> None:
         senders = self.rng.sample(self.buyers, self.scale.intents)
-        deadline = _timestamp(datetime.now(UTC) + timedelta(days=30))
+        deadline = timestamp(datetime.now(UTC) + timedelta(days=30))
         answers: list[tuple[str, str, bool]] = []
 
         async def submit(item: tuple[int, tuple[str, str]]) -> None:
@@ -457,7 +451,7 @@ class Demo:
                     answers.append((reply.intent.intent_id, recipient, choice.random() < 0.75))
 
         await self._each("purchase intents", list(enumerate(senders)), submit)
-        valid_until = _timestamp(datetime.now(UTC) + timedelta(days=60))
+        valid_until = timestamp(datetime.now(UTC) + timedelta(days=60))
 
         async def answer(item: tuple[int, tuple[str, str, bool]]) -> None:
             number, (intent_id, recipient, quoted) = item

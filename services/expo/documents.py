@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
-
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from chuhai.expo.v1 import resources_pb2 as pb
 from expo.domain import Money
+from runtime.timestamps import timestamp
 
 Document = dict[str, Any]
-
-
-def timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp
 
 
 def money_document(money: Money) -> Document | None:

@@ -3,12 +3,9 @@ resources and the events recorded in the outbox."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from chuhai.warehouse.v1 import events_pb2
 from chuhai.warehouse.v1 import resources_pb2 as pb
+from runtime.timestamps import timestamp
 from warehouse.domain import (
     DayUse,
     Match,
@@ -21,12 +18,6 @@ from warehouse.domain import (
     WarehouseProfile,
 )
 from warehouse.geo import GeoPoint
-
-
-def _timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp
 
 
 def space(message: pb.Space) -> Space:
@@ -102,8 +93,8 @@ def warehouse_message(warehouse: Warehouse) -> pb.Warehouse:
         profile=profile_message(warehouse.profile),
         status=warehouse.status,
         suspension_reason=warehouse.suspension_reason,
-        registered_at=_timestamp(warehouse.registered_at),
-        updated_at=_timestamp(warehouse.updated_at),
+        registered_at=timestamp(warehouse.registered_at),
+        updated_at=timestamp(warehouse.updated_at),
     )
 
 
@@ -117,11 +108,11 @@ def reservation_message(reservation: Reservation) -> pb.Reservation:
         start_date=reservation.period.start.isoformat(),
         end_date=reservation.period.end.isoformat(),
         status=reservation.status,
-        reserved_at=_timestamp(reservation.reserved_at),
+        reserved_at=timestamp(reservation.reserved_at),
         cancellation_reason=reservation.cancellation_reason,
     )
     if reservation.cancelled_at is not None:
-        message.cancelled_at.CopyFrom(_timestamp(reservation.cancelled_at))
+        message.cancelled_at.CopyFrom(timestamp(reservation.cancelled_at))
     return message
 
 
