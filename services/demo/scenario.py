@@ -36,6 +36,9 @@ T = TypeVar("T")
 
 BATCH = 500
 CONCURRENCY = 12
+# Batches of 500 are transactions of a thousand writes: a few at a time is faster than
+# many that conflict.
+BATCH_CONCURRENCY = 3
 CALL_TIMEOUT = 120.0
 FAIR_ID = "canton-fair-132"
 EDITION_ID = "xuchang-cloud-expo-2022"
@@ -124,10 +127,14 @@ class Demo:
             await asyncio.sleep(seconds * self.pace)
 
     async def _each(
-        self, label: str, items: Sequence[T], call: Callable[[T], Awaitable[Any]]
+        self,
+        label: str,
+        items: Sequence[T],
+        call: Callable[[T], Awaitable[Any]],
+        concurrency: int = CONCURRENCY,
     ) -> list[Any]:
         """Run ``call`` for every item, a few at a time, with a progress bar."""
-        limit = asyncio.Semaphore(CONCURRENCY)
+        limit = asyncio.Semaphore(concurrency)
         bar = tqdm(total=len(items), desc=label, unit="", file=sys.stdout, leave=True)
 
         async def one(item: T) -> Any:
@@ -389,7 +396,7 @@ class Demo:
             return [(b.buyer_id, b.country) for b in reply.buyers]
 
         for registered in await self._each(
-            f"buyers registered (x{BATCH})", list(enumerate(batches)), register
+            f"buyers registered (x{BATCH})", list(enumerate(batches)), register, BATCH_CONCURRENCY
         ):
             self.buyers.extend(registered)
         exhibitors = [code for code, _ in self.exporters]
@@ -413,7 +420,9 @@ class Demo:
                 timeout=CALL_TIMEOUT,
             )
 
-        await self._each(f"buyer visits (x{BATCH})", list(enumerate(visit_batches)), visit)
+        await self._each(
+            f"buyer visits (x{BATCH})", list(enumerate(visit_batches)), visit, BATCH_CONCURRENCY
+        )
 
     async def intents(self) -> None:
         senders = self.rng.sample(self.buyers, self.scale.intents)

@@ -4,6 +4,7 @@ that writes state and its events in one transaction."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -12,7 +13,7 @@ from typing import TypeVar
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential
 
 from runtime.errors import Aborted
@@ -67,8 +68,12 @@ async def run_in_transaction(
                 return result
             except PyMongoError as error:
                 if session.in_transaction:
-                    await session.abort_transaction()
-                if not error.has_error_label("TransientTransactionError"):
+                    # After a failed commit the server may already have dropped it.
+                    with contextlib.suppress(PyMongoError):
+                        await session.abort_transaction()
+                if not (
+                    error.has_error_label("TransientTransactionError") or _commit_conflict(error)
+                ):
                     raise
                 if time.monotonic() >= deadline:
                     raise TransactionFailed(
@@ -80,6 +85,23 @@ async def run_in_transaction(
                     await session.abort_transaction()
                 raise
         await asyncio.sleep(_backoff(attempt))
+
+
+# SecantusDB 0.7.0b3 reports a write conflict that WiredTiger detects only at commit as
+# InternalError (code 1) without the TransientTransactionError label (its log says
+# "transaction requires rollback: conflict between concurrent operations"); seen with a
+# dozen concurrent 500-document transactions. The transaction was rolled back, so it is
+# retried like any conflict; work done through runtime.idempotency stays exactly-once
+# even if that reading were ever wrong, because a retry finds its first response.
+_INTERNAL_ERROR = 1
+
+
+def _commit_conflict(error: PyMongoError) -> bool:
+    return (
+        isinstance(error, OperationFailure)
+        and error.code == _INTERNAL_ERROR
+        and (error.details or {}).get("errmsg") == "internal server error"
+    )
 
 
 async def _commit(session: AsyncClientSession, deadline: float) -> None:
