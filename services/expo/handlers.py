@@ -45,11 +45,11 @@ EDITIONS = "editions"
 EXHIBITORS = "exhibitors"
 PRODUCTS = "products"
 BUYERS = "buyers"
-VISITS = "visits"
 INTENTS = "intents"
 INTENT_RATE = "intent_rate"
 
 DRAFT, OPEN, CLOSED = 1, 2, 3
+_VISIT_NAMESPACE = uuid.UUID("5d0b7c52-4c1e-4d5a-9f0e-6b1f3e0a2c11")
 
 
 async def ensure_indexes(db: Any) -> None:
@@ -211,8 +211,10 @@ async def record_visits(
     edition = await load_edition(tx, edition_id)
     if edition["status"] != OPEN:
         raise FailedPrecondition(f"expo edition {edition_id} is not open")
-    keys = [f"{edition_id}:{v.visit_id}" for v in visits]
-    seen = {d["_id"] async for d in tx.db[VISITS].find({"_id": {"$in": keys}}, session=tx.session)}
+    # A visit's event id derives from the client's visit id: the outbox itself tells
+    # which visits were recorded before, with no second write per visit.
+    keys = [visit_event_id(edition_id, v.visit_id) for v in visits]
+    seen = await tx.already_recorded(keys)
     buyers = {
         d["_id"]: d["country"]
         async for d in tx.db[BUYERS].find(
@@ -237,13 +239,9 @@ async def record_visits(
         if key not in seen:
             seen.add(key)
             fresh.append((key, visit))
-    if fresh:
-        await tx.db[VISITS].insert_many(
-            [{"_id": key, "at": now} for key, _ in fresh], session=tx.session
-        )
     for key, visit in fresh:
         event = events.ExhibitorVisited(
-            visit_id=key,
+            visit_id=visit.visit_id,
             edition_id=edition_id,
             buyer_id=visit.buyer_id,
             buyer_country=buyers[visit.buyer_id],
@@ -251,8 +249,12 @@ async def record_visits(
             product_id=visit.product_id,
         )
         event.visited_at.FromDatetime(now)
-        await tx.record(topics.EXPO_VISITS, event, aggregate_id=visit.buyer_id)
+        await tx.record(topics.EXPO_VISITS, event, aggregate_id=visit.buyer_id, event_id=key)
     return len(fresh)
+
+
+def visit_event_id(edition_id: str, visit_id: str) -> str:
+    return str(uuid.uuid5(_VISIT_NAMESPACE, f"{edition_id}:{visit_id}"))
 
 
 # Intents ----------------------------------------------------------------------------------

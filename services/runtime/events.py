@@ -31,8 +31,11 @@ def envelope_for(
     correlation_id: str = "",
     causation_id: str = "",
     occurred_at: datetime | None = None,
+    event_id: str = "",
 ) -> EventEnvelope:
-    """Wrap a typed event in a new envelope with a fresh event id."""
+    """Wrap a typed event in a new envelope, with a fresh event id unless one is given
+    (a fact the client identified itself, such as a visit, keeps one id however often
+    it is reported)."""
     type_name = payload.DESCRIPTOR.full_name
     field = _PAYLOAD_FIELDS.get(type_name)
     if field is None:
@@ -40,7 +43,7 @@ def envelope_for(
     if not aggregate_id:
         raise ValueError("an event needs an aggregate id")
     envelope = EventEnvelope(
-        event_id=str(uuid.uuid4()),
+        event_id=event_id or str(uuid.uuid4()),
         type=type_name,
         aggregate_id=aggregate_id,
         producer=producer,

@@ -68,7 +68,7 @@ class Transaction:
         self.recorded: list[EventEnvelope] = []
 
     async def record(
-        self, topic: TopicSpec, payload: Message, *, aggregate_id: str
+        self, topic: TopicSpec, payload: Message, *, aggregate_id: str, event_id: str = ""
     ) -> EventEnvelope:
         """Write an event to the outbox inside this transaction."""
         envelope = envelope_for(
@@ -76,6 +76,7 @@ class Transaction:
             aggregate_id=aggregate_id,
             producer=self._producer,
             correlation_id=self._correlation_id,
+            event_id=event_id,
         )
         await self.db[OUTBOX_COLLECTION].insert_one(
             {
@@ -92,6 +93,13 @@ class Transaction:
         )
         self.recorded.append(envelope)
         return envelope
+
+    async def already_recorded(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of these (client-derived) event ids the outbox holds already."""
+        cursor = self.db[OUTBOX_COLLECTION].find(
+            {"_id": {"$in": list(event_ids)}}, {"_id": 1}, session=self.session
+        )
+        return {doc["_id"] async for doc in cursor}
 
 
 @dataclass
