@@ -191,7 +191,8 @@ class Demo:
 
         async def book(index: int) -> None:
             exporter, _ = self.exporters[index % len(self.exporters)]
-            start = today + timedelta(days=1 + index % 20)
+            # Some bookings start today, so the dashboard shows utilisation at once.
+            start = today + timedelta(days=index % 3 * 7)
             await self.warehouse.ReserveCapacity(
                 wh_pb.ReserveCapacityRequest(
                     request_id=f"demo-booking-{index}",
