@@ -453,11 +453,11 @@ class Demo:
                 ),
                 timeout=CALL_TIMEOUT,
             )
-            # Most exhibitors answer, mostly with a quote; a few let the intent wait. Drawn
+            # About a third of the exhibitors reached answer, mostly with a quote. Drawn
             # per (intent, exhibitor), so a replay makes the same choices.
-            for recipient in reply.intent.recipients[:3]:
+            for recipient in reply.intent.recipients[:2]:
                 choice = random.Random(f"{reply.intent.intent_id}:{recipient}")
-                if choice.random() < 0.8:
+                if choice.random() < 0.35:
                     answers.append((reply.intent.intent_id, recipient, choice.random() < 0.75))
 
         await self._each("purchase intents", list(enumerate(senders)), submit)
