@@ -235,7 +235,6 @@ class Aggregates:
 
     def __init__(self) -> None:
         self._applied_event_ids: set[str] = set()
-        self._new_event_ids: list[str] = []
         self._newest_event_us: int | None = None
         self._firms: set[str] = set()
         self._quotas: dict[tuple[str, int], int] = {}
@@ -269,7 +268,6 @@ class Aggregates:
         if handler is not None:
             handler(self, getattr(envelope, payload_field), occurred_us)
         self._applied_event_ids.add(event_id)
-        self._new_event_ids.append(event_id)
         if self._newest_event_us is None or occurred_us > self._newest_event_us:
             self._newest_event_us = occurred_us
         return True
@@ -553,12 +551,6 @@ class Aggregates:
             yield submitted_us, record
 
     # Persistence --------------------------------------------------------------------------
-
-    def take_new_event_ids(self) -> list[str]:
-        """The ids applied since the last call, in the order applied, for the adapter to
-        persist incrementally beside the snapshot."""
-        taken, self._new_event_ids = self._new_event_ids, []
-        return taken
 
     def snapshot(self) -> dict[str, Any]:
         """Everything but the applied event ids, as JSON- and BSON-friendly values.

@@ -31,6 +31,7 @@ class BureauHost:
         self._settings = settings
         self._mongo: AsyncMongoClient | None = None
         self._stream: faust.App | None = None
+        self._store: BureauStore | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.live: LiveStats | None = None
         self.server: GrpcServer | None = None
@@ -39,7 +40,9 @@ class BureauHost:
     async def start(self) -> None:
         settings = self._settings
         self._mongo = await connect_mongo(settings.mongodb_uri, app_name="chuhai-bureau")
-        store = BureauStore(self._mongo, self._mongo.get_database(settings.database_name("bureau")))
+        self._store = store = BureauStore(
+            self._mongo, self._mongo.get_database(settings.database_name("bureau"))
+        )
         self.live = live = LiveStats(await store.load())
         log.info(
             "aggregates restored",
@@ -77,6 +80,10 @@ class BureauHost:
         if self._stream is not None:
             with contextlib.suppress(Exception):
                 await self._stream.stop()
+        if self._store is not None and self.live is not None:
+            # A fresh snapshot makes the next start quick; the journal alone is enough.
+            with contextlib.suppress(Exception):
+                await self._store.snapshot(self.live.aggregates, force=True)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -3,10 +3,11 @@
 Exactness does not rest on Faust's table changelogs (the embedded broker's ListOffsets
 answer makes their recovery drop the tail; see ARCHITECTURE.md), nor on offsets.
 Each batch is applied to the aggregates, which skip any event_id already applied,
-and then persisted with the ids it applied in one MongoDB transaction. Faust
-acknowledges a batch only after that, so its committed offsets never run ahead of the
-snapshot; whatever is delivered again (a lagging commit, a relay that published twice,
-a fresh in-memory broker fed again from the outboxes) is recognised by its event_id.
+and the events it applied are journaled in MongoDB (see bureau.store). Faust
+acknowledges a batch only after that, so its committed offsets never run ahead of
+what a restart restores; whatever is delivered again (a lagging commit, a relay that
+published twice, a fresh in-memory broker fed again from the outboxes) is recognised
+by its event_id.
 Offsets are deliberately not part of the state: they mean nothing on a new broker."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import faust
 
 from bureau.live import LiveStats
-from bureau.store import BureauStore
+from bureau.store import BureauStore, Entry
 from runtime.events import decode_envelope
 from runtime.settings import Settings
 from runtime.topics import BUREAU_STATS, DOMAIN_TOPICS
@@ -70,16 +71,19 @@ def build_stream_app(
     @app.agent(sources)
     async def aggregate(stream: Any) -> None:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
-            applied = 0
+            applied: list[Entry] = []
             for event in events:
                 try:
-                    applied += live.aggregates.apply(decode_envelope(event.value))
+                    envelope = decode_envelope(event.value)
+                    if live.aggregates.apply(envelope):
+                        applied.append((envelope.event_id, event.value))
                 except Exception as error:
                     await _dead_letter(send, event, error)
             if not applied:
                 continue
             await live.changed()
-            await store.save(live.aggregates)
+            await store.append(applied)
+            await store.snapshot(live.aggregates)
             # The stats topic is compacted on this key: it keeps the latest headline.
             await send(BUREAU_STATS.name, b"headline", encode_headline(), [])
 

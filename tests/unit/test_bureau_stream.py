@@ -15,10 +15,14 @@ from runtime.topics import BUREAU_STATS
 
 class RecordingStore:
     def __init__(self) -> None:
-        self.saved_events: list[int] = []
+        self.journal: list[tuple[str, bytes]] = []
+        self.snapshots: list[int] = []
 
-    async def save(self, aggregates: Aggregates) -> None:
-        self.saved_events.append(aggregates.headline().events_applied)
+    async def append(self, entries: list[tuple[str, bytes]]) -> None:
+        self.journal.extend(entries)
+
+    async def snapshot(self, aggregates: Aggregates) -> None:
+        self.snapshots.append(aggregates.headline().events_applied)
 
 
 async def test_agent_applies_each_event_once_dead_letters_junk_and_publishes_the_headline() -> None:
@@ -33,24 +37,28 @@ async def test_agent_applies_each_event_once_dead_letters_junk_and_publishes_the
         Settings(kafka_bootstrap_servers="127.0.0.1:1"), live, store, lambda: b"headline", send
     )
     [agent] = app.agents.values()
-    visit = envelope_for(
+    envelope = envelope_for(
         events_pb2.ExhibitorVisited(visit_id="v1", buyer_id="b1", buyer_country="KE"),
         aggregate_id="b1",
         producer="expo",
-    ).SerializeToString()
+    )
+    visit = envelope.SerializeToString()
 
     async with agent.test_context() as stream:
         await stream.put(visit, key=b"b1")
         await stream.put(visit, key=b"b1")  # redelivered
         await stream.put(b"\xff junk", key=b"junk")
         for _ in range(50):
-            if store.saved_events:
+            if store.snapshots:
                 break
             await asyncio.sleep(0.1)
 
     headline = live.aggregates.headline()
     assert (headline.buyers, headline.countries, headline.events_applied) == (1, 1, 1)
-    assert store.saved_events == [1]
+    # The event is journaled once, as received, before the batch is acknowledged.
+    assert [event_id for event_id, _ in store.journal] == [envelope.event_id]
+    assert store.journal[0][1] == visit
+    assert store.snapshots == [1]
     dead = [s for s in sent if s[0].endswith(".dlq")]
     assert len(dead) == 1 and dead[0][1] == b"junk"
     assert dict(dead[0][3])["error_type"] == b"UndecodableEvent"
