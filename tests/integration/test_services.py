@@ -13,9 +13,9 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 import booth.grpc_api
-import bureau.grpc_api
 import expo.grpc_api
 import warehouse.grpc_api
+from bureau.host import BureauHost
 from chuhai.booth.v1 import booth_service_pb2 as booth_pb
 from chuhai.booth.v1 import booth_service_pb2_grpc as booth_grpc
 from runtime.events import decode_envelope
@@ -29,11 +29,23 @@ from tests.kafka_reading import read_records
 pytestmark = pytest.mark.integration
 
 SERVICES = {
-    "booth": (booth.grpc_api.build, "chuhai.booth.v1.BoothService"),
-    "expo": (expo.grpc_api.build, "chuhai.expo.v1.ExpoService"),
-    "warehouse": (warehouse.grpc_api.build, "chuhai.warehouse.v1.WarehouseService"),
-    "bureau": (bureau.grpc_api.build, "chuhai.bureau.v1.BureauService"),
+    "booth": "chuhai.booth.v1.BoothService",
+    "expo": "chuhai.expo.v1.ExpoService",
+    "warehouse": "chuhai.warehouse.v1.WarehouseService",
+    "bureau": "chuhai.bureau.v1.BureauService",
 }
+
+
+def host_of(name: str, settings: Settings) -> ServiceHost | BureauHost:
+    """The process host each service's entry point uses."""
+    if name == "bureau":
+        return BureauHost(settings.model_copy(update={"bureau_web_port": 0}))
+    builds = {
+        "booth": booth.grpc_api.build,
+        "expo": expo.grpc_api.build,
+        "warehouse": warehouse.grpc_api.build,
+    }
+    return ServiceHost(name, builds[name], settings)
 
 
 @pytest.fixture
@@ -51,8 +63,8 @@ async def booth_channel(settings: Settings) -> AsyncIterator[grpc.aio.Channel]:
 async def test_service_is_serving_and_lists_its_api_over_reflection(
     settings: Settings, name: str
 ) -> None:
-    build, full_name = SERVICES[name]
-    host = ServiceHost(name, build, settings)
+    full_name = SERVICES[name]
+    host = host_of(name, settings)
     await host.start()
     try:
         async with grpc.aio.insecure_channel(host.server.address) as channel:
