@@ -150,8 +150,11 @@ async def set_fair_status(tx: Transaction, fair_id: str, target: FairStatus) -> 
         raise FailedPrecondition(
             f"fair {fair_id} is {fair.status.name.lower()}; it cannot become {target.name.lower()}"
         )
+    # By _id alone: the transaction already read the fair, and a concurrent change to
+    # it is a write conflict that retries the whole transaction (SecantusDB plans _id
+    # plus any other predicate as a collection scan).
     await tx.db[FAIRS].update_one(
-        {"_id": fair_id, "status": int(fair.status)},
+        {"_id": fair_id},
         {"$set": {"status": int(target)}},
         session=tx.session,
     )
@@ -262,11 +265,12 @@ async def _move(
     reason: str = "",
     **changes: Any,
 ) -> Document:
-    """Change an application's state, if nobody changed it since it was read."""
+    """Change an application's state. ``doc`` was read in this transaction: if another
+    one changes it meanwhile, the write conflicts and this transaction is retried."""
     current = State(doc["state"])
     require_transition(current, target, doc["_id"])
     updated = await tx.db[APPLICATIONS].find_one_and_update(
-        {"_id": doc["_id"], "state": int(current)},
+        {"_id": doc["_id"]},
         {
             "$set": {"state": int(target), **changes},
             "$push": {"history": _transition(target, now, by, reason)},
@@ -274,8 +278,6 @@ async def _move(
         return_document=True,
         session=tx.session,
     )
-    if updated is None:
-        raise FailedPrecondition(f"application {doc['_id']} changed meanwhile; read it again")
     return updated
 
 

@@ -559,15 +559,16 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
     async def expire_due_intents(self) -> int:
         """One sweep: close or expire every open intent past its deadline."""
         now = self._clock()
-        cursor = (
-            self._db[handlers.INTENTS]
-            .find(
-                {"state": {"$in": [int(s) for s in OPEN_STATES]}, "deadline": {"$lte": now}},
-                {"_id": 1},
+        due: list[str] = []
+        # One equality query per state: SecantusDB uses the (state, deadline) index for
+        # those but scans the collection for $in.
+        for state in OPEN_STATES:
+            cursor = (
+                self._db[handlers.INTENTS]
+                .find({"state": int(state), "deadline": {"$lte": now}}, {"_id": 1})
+                .limit(EXPIRY_BATCH)
             )
-            .limit(EXPIRY_BATCH)
-        )
-        due = [doc["_id"] async for doc in cursor]
+            due += [doc["_id"] async for doc in cursor]
         finished = 0
         for intent_id in due:
             finished += await self._expire_if_due(intent_id)

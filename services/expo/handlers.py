@@ -403,15 +403,15 @@ async def load_intent(tx: Transaction, intent_id: str) -> Document:
 
 
 async def _finish(tx: Transaction, doc: Document, target: IntentState, reason: str) -> Document:
-    """Close or expire an open intent, with its event."""
+    """Close or expire an open intent, with its event. ``doc`` was read in this
+    transaction; a concurrent change to it conflicts and retries the transaction (by
+    _id alone: SecantusDB plans _id plus other predicates as a collection scan)."""
     updated = await tx.db[INTENTS].find_one_and_update(
-        {"_id": doc["_id"], "state": doc["state"]},
+        {"_id": doc["_id"]},
         {"$set": {"state": int(target), "finished_reason": reason}},
         return_document=ReturnDocument.AFTER,
         session=tx.session,
     )
-    if updated is None:
-        raise FailedPrecondition(f"intent {doc['_id']} changed meanwhile; read it again")
     if target == IntentState.EXPIRED:
         event: Any = events.IntentExpired(intent_id=doc["_id"], edition_id=doc["edition_id"])
     else:
@@ -448,13 +448,11 @@ async def respond(
     # Closing by quotes is its own step below, so the intent passes through QUOTED.
     stored_state = IntentState.QUOTED if progress.closed_by_quotes else progress.state
     updated = await tx.db[INTENTS].find_one_and_update(
-        {"_id": intent_id, "state": doc["state"], "responses.credit_code": {"$ne": credit_code}},
+        {"_id": intent_id},
         {"$set": {"state": int(stored_state)}, "$push": {"responses": entry}},
         return_document=ReturnDocument.AFTER,
         session=tx.session,
     )
-    if updated is None:
-        raise FailedPrecondition(f"intent {intent_id} changed meanwhile; read it again")
     answer = intent_message(updated).responses[-1]
     if kind == ResponseKind.QUOTED:
         await tx.record(
