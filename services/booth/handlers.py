@@ -20,7 +20,6 @@ from booth.documents import (
     profile_from,
 )
 from booth.domain import (
-    LIVE_STATES,
     BoothType,
     ExporterProfile,
     Fair,
@@ -499,7 +498,3 @@ async def waitlist_position(db: Any, doc: Document) -> int:
         }
     )
     return ahead + 1
-
-
-def is_live(doc: Document) -> bool:
-    return State(doc["state"]) in LIVE_STATES

@@ -65,7 +65,6 @@ class Transaction:
         self.session = session
         self._producer = producer
         self._correlation_id = correlation_id
-        self.recorded: list[EventEnvelope] = []
 
     async def record(
         self, topic: TopicSpec, payload: Message, *, aggregate_id: str, event_id: str = ""
@@ -91,7 +90,6 @@ class Transaction:
             },
             session=self.session,
         )
-        self.recorded.append(envelope)
         return envelope
 
     async def already_recorded(self, event_ids: Sequence[str]) -> set[str]:
