@@ -3,8 +3,9 @@ snapshot of the aggregates with the journal position it covers.
 
 Each batch's events are appended to the journal before Faust may commit the batch's
 offsets, so nothing acknowledged to Kafka is ever lost; the snapshot (several MB at
-the demo's scale) is rewritten only every few seconds. A restart restores the latest
-snapshot and applies the journal past it; the journal's ids are the applied set."""
+the demo's scale) is rewritten only once a minute and at a graceful stop. A restart
+restores the latest snapshot and applies the journal past it; the journal's ids are
+the applied set."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ Entry = tuple[str, bytes]
 
 class BureauStore:
     def __init__(
-        self, client: AsyncMongoClient, db: AsyncDatabase, snapshot_every_seconds: float = 5.0
+        self, client: AsyncMongoClient, db: AsyncDatabase, snapshot_every_seconds: float = 60.0
     ) -> None:
         self._client = client
         self._db = db
