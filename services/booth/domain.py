@@ -8,7 +8,6 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
-from runtime.credit_code import credit_code_problem
 from runtime.errors import FailedPrecondition, Validator
 from runtime.standards import HS_HEADING_PATTERN, is_hs_code, normalise_hs_code
 
@@ -85,15 +84,6 @@ class ExporterProfile:
     brand_owner: bool = False
     high_tech_enterprise: bool = False
     past_fairs: tuple[str, ...] = ()
-
-
-def validate_credit_code(
-    credit_code: str, check: Validator, field_name: str = "credit_code"
-) -> str:
-    normalised = credit_code.strip().upper()
-    problem = credit_code_problem(normalised)
-    check.require(problem is None, field_name, problem or "")
-    return normalised
 
 
 def validate_hs_code(hs_code: str, check: Validator, field_name: str) -> str:

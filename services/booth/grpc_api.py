@@ -32,13 +32,13 @@ from booth.domain import (
     ScoringSheet,
     State,
     Zone,
-    validate_credit_code,
     validate_fair,
     validate_hs_code,
     validate_profile,
 )
 from chuhai.booth.v1 import booth_service_pb2 as pb
 from chuhai.booth.v1 import booth_service_pb2_grpc as pb_grpc
+from runtime.credit_code import validate_credit_code
 from runtime.errors import FieldViolation, InvalidArgument, NotFound, Validator
 from runtime.grpc_server import ServiceBinding
 from runtime.idempotency import run_once

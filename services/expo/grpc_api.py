@@ -40,7 +40,7 @@ from expo.domain import (
     validate_text,
 )
 from expo.warehouse_client import WarehouseDirectory
-from runtime.credit_code import credit_code_problem
+from runtime.credit_code import validate_credit_code
 from runtime.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Validator
 from runtime.grpc_client import service_channel
 from runtime.grpc_server import ServiceBinding
@@ -59,13 +59,6 @@ EXPIRY_BATCH = 200
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _credit_code(value: str, check: Validator, field: str = "credit_code") -> str:
-    code = value.strip().upper()
-    problem = credit_code_problem(code)
-    check.require(problem is None, field, problem or "")
-    return code
 
 
 def _required(value: str, field: str) -> str:
@@ -177,7 +170,7 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
         self, request: pb.JoinEditionRequest, context: grpc.aio.ServicerContext
     ) -> pb.JoinEditionResponse:
         check = Validator()
-        credit_code = _credit_code(request.credit_code, check)
+        credit_code = validate_credit_code(request.credit_code, check)
         check.require(bool(request.edition_id.strip()), "edition_id", "is required")
         check.raise_if_invalid()
         edition = await self._db[handlers.EDITIONS].find_one({"_id": request.edition_id})
@@ -228,7 +221,7 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
         self, request: pb.PublishProductRequest, context: grpc.aio.ServicerContext
     ) -> pb.PublishProductResponse:
         check = Validator()
-        credit_code = _credit_code(request.credit_code, check)
+        credit_code = validate_credit_code(request.credit_code, check)
         check.require(bool(request.edition_id.strip()), "edition_id", "is required")
         name = validate_text(request.name, check, "name")
         hs_code = validate_hs(request.hs_code, check, "hs_code")
@@ -376,7 +369,7 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
                 handlers.VisitInput(
                     visit.visit_id.strip(),
                     visit.buyer_id,
-                    _credit_code(visit.credit_code, check, f"visits[{index}].credit_code"),
+                    validate_credit_code(visit.credit_code, check, f"visits[{index}].credit_code"),
                     visit.product_id,
                 )
             )
@@ -407,7 +400,9 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
             check.require(False, "kind", "must be INTENT_KIND_INQUIRY or INTENT_KIND_RFQ")
         exhibitor = ""
         if kind == IntentKind.INQUIRY:
-            exhibitor = _credit_code(request.exhibitor_credit_code, check, "exhibitor_credit_code")
+            exhibitor = validate_credit_code(
+                request.exhibitor_credit_code, check, "exhibitor_credit_code"
+            )
         target_price = money_from(request.target_price)
         terms = validate_terms(
             kind=kind,
@@ -454,7 +449,7 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
         check = Validator()
         intent_id = request.intent_id.strip()
         check.require(bool(intent_id), "intent_id", "is required")
-        credit_code = _credit_code(request.credit_code, check)
+        credit_code = validate_credit_code(request.credit_code, check)
         response: dict[str, Any]
         if request.kind == res.RESPONSE_KIND_QUOTED:
             price = money_from(request.unit_price)

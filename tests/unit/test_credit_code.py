@@ -6,8 +6,14 @@ import random
 
 import pytest
 
-from booth.domain import ExporterProfile, validate_credit_code, validate_profile
-from runtime.credit_code import ALPHABET, LENGTH, check_character, credit_code_problem
+from booth.domain import ExporterProfile, validate_profile
+from runtime.credit_code import (
+    ALPHABET,
+    LENGTH,
+    check_character,
+    credit_code_problem,
+    validate_credit_code,
+)
 from runtime.errors import InvalidArgument, Validator
 
 # Published codes of real companies (the last is Huawei Technologies Co., Ltd.).
