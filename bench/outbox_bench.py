@@ -16,10 +16,10 @@ from pathlib import Path
 from pymongo import AsyncMongoClient
 
 from chuhai.booth.v1 import events_pb2
-from runtime.embedded import EmbeddedInfrastructure
-from runtime.kafka import KafkaEventPublisher
-from runtime.outbox import Outbox, OutboxRelay, Transaction
-from runtime.topics import TopicSpec, provision_topics
+from launcher.embedded import EmbeddedInfrastructure
+from runtime.adapters.kafka import KafkaEventPublisher
+from runtime.adapters.outbox import Outbox, OutboxRelay, Transaction
+from runtime.adapters.topics import TopicSpec, provision_topics
 
 TOPIC = TopicSpec("chuhai.bench.events.v1", partitions=6)
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import pytest
 from pymongo import AsyncMongoClient
 
-from runtime.embedded import EmbeddedInfrastructure
-from runtime.settings import Settings
-from runtime.topics import provision_topics
+from launcher.embedded import EmbeddedInfrastructure
+from runtime.adapters.settings import Settings
+from runtime.adapters.topics import provision_topics
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from runtime.credit_code import ALPHABET, check_character
+from runtime.kernel.credit_code import ALPHABET, check_character
 
 
 def random_credit_code(rng: random.Random | None = None) -> str:

@@ -1,4 +1,4 @@
 from booth.grpc_api import build
-from runtime.service import run_service
+from runtime.adapters.service import run_service
 
 run_service("booth", build)

@@ -18,7 +18,7 @@ from booth.domain import (
     Zone,
 )
 from chuhai.booth.v1 import resources_pb2 as pb
-from runtime.timestamps import timestamp
+from runtime.adapters.timestamps import timestamp
 
 Document = dict[str, Any]
 

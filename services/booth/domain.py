@@ -8,8 +8,9 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
-from runtime.errors import FailedPrecondition, Validator
-from runtime.standards import HS_HEADING_PATTERN, is_hs_code, normalise_hs_code
+from runtime.kernel.errors import FailedPrecondition
+from runtime.kernel.standards import HS_HEADING_PATTERN, is_hs_code, normalise_hs_code
+from runtime.kernel.validation import Validator
 
 NAME_MAX_LENGTH = 200
 FAIR_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")

@@ -38,14 +38,14 @@ from booth.domain import (
 )
 from chuhai.booth.v1 import booth_service_pb2 as pb
 from chuhai.booth.v1 import booth_service_pb2_grpc as pb_grpc
-from runtime.credit_code import validate_credit_code
-from runtime.errors import FieldViolation, InvalidArgument, NotFound, Validator
-from runtime.grpc_server import ServiceBinding
-from runtime.idempotency import run_once
-from runtime.outbox import Transaction
-from runtime.pagination import decode_token, encode_token, page_size
-from runtime.service import ServiceContext
-from runtime.timestamps import timestamp
+from runtime.adapters.grpc_server import ServiceBinding
+from runtime.adapters.idempotency import run_once
+from runtime.adapters.outbox import Transaction
+from runtime.adapters.pagination import decode_token, encode_token, page_size
+from runtime.adapters.service import ServiceContext
+from runtime.adapters.timestamps import timestamp
+from runtime.kernel.errors import FieldViolation, InvalidArgument, NotFound
+from runtime.kernel.validation import Validator
 
 Clock = Callable[[], datetime]
 
@@ -178,7 +178,7 @@ class BoothApi(pb_grpc.BoothServiceServicer):
         self, request: pb.RegisterExporterRequest, context: grpc.aio.ServicerContext
     ) -> pb.RegisterExporterResponse:
         check = Validator()
-        credit_code = validate_credit_code(request.credit_code, check)
+        credit_code = check.credit_code(request.credit_code)
         profile = _profile(request.profile, check)
         check.raise_if_invalid()
 
@@ -198,7 +198,7 @@ class BoothApi(pb_grpc.BoothServiceServicer):
         self, request: pb.UpdateExporterRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdateExporterResponse:
         check = Validator()
-        credit_code = validate_credit_code(request.credit_code, check)
+        credit_code = check.credit_code(request.credit_code)
         profile = _profile(request.profile, check)
         check.raise_if_invalid()
 
@@ -318,7 +318,7 @@ class BoothApi(pb_grpc.BoothServiceServicer):
         check = Validator()
         fair_id = request.fair_id.strip()
         check.require(bool(fair_id), "fair_id", "is required")
-        credit_code = validate_credit_code(request.credit_code, check)
+        credit_code = check.credit_code(request.credit_code)
         booth_type = _booth_type(request.booth_type, check)
         hs_code = validate_hs_code(request.main_product_hs_code, check, "main_product_hs_code")
         check.raise_if_invalid()
@@ -478,7 +478,7 @@ class BoothApi(pb_grpc.BoothServiceServicer):
         self, request: pb.GetExhibitorStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetExhibitorStatusResponse:
         check = Validator()
-        credit_code = validate_credit_code(request.credit_code, check)
+        credit_code = check.credit_code(request.credit_code)
         check.require(bool(request.fair_id.strip()), "fair_id", "is required")
         check.raise_if_invalid()
         if await self._db[handlers.FAIRS].count_documents({"_id": request.fair_id}) == 0:

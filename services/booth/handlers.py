@@ -34,15 +34,15 @@ from booth.domain import (
     withdrawal_penalty_fen,
 )
 from chuhai.booth.v1 import events_pb2 as events
-from runtime import topics
-from runtime.errors import (
+from runtime.adapters import topics
+from runtime.adapters.outbox import Transaction
+from runtime.kernel.errors import (
     AlreadyExists,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
 )
-from runtime.outbox import Transaction
 
 EXPORTERS = "exporters"
 FAIRS = "fairs"

@@ -9,10 +9,10 @@ import sys
 from bureau.host import BureauHost
 from bureau.messages import dashboard_json
 from bureau.rebuild import rebuild_from_outboxes
-from runtime.logging import configure_logging
-from runtime.mongo import connect_mongo
-from runtime.service import serve_until_signalled
-from runtime.settings import Settings
+from runtime.adapters.logging import configure_logging
+from runtime.adapters.mongo import connect_mongo
+from runtime.adapters.service import serve_until_signalled
+from runtime.adapters.settings import Settings
 
 
 async def rebuild(settings: Settings) -> None:

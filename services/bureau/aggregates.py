@@ -35,7 +35,7 @@ from chuhai.expo.v1 import events_pb2 as expo_events
 from chuhai.expo.v1.resources_pb2 import IntentKind
 from chuhai.warehouse.v1 import events_pb2 as warehouse_events
 from chuhai.warehouse.v1.resources_pb2 import WarehouseStatus
-from runtime.standards import hs_chapter, normalise_hs_code
+from runtime.kernel.standards import hs_chapter, normalise_hs_code
 
 SNAPSHOT_FORMAT = 1
 # A breakdown key for an intent whose country or HS code is missing, so that every

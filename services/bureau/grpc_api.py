@@ -12,9 +12,10 @@ from bureau.live import LiveStats
 from bureau.messages import headline_message, query_response
 from chuhai.bureau.v1 import bureau_service_pb2 as pb
 from chuhai.bureau.v1 import bureau_service_pb2_grpc as pb_grpc
-from runtime.errors import FieldViolation, InvalidArgument, Validator
-from runtime.grpc_server import ServiceBinding
-from runtime.standards import is_country
+from runtime.adapters.grpc_server import ServiceBinding
+from runtime.kernel.errors import FieldViolation, InvalidArgument
+from runtime.kernel.standards import is_country
+from runtime.kernel.validation import Validator
 
 
 class BureauApi(pb_grpc.BureauServiceServicer):

@@ -17,9 +17,9 @@ from bureau.store import BureauStore
 from bureau.stream import build_stream_app
 from bureau.web import WebServer
 from chuhai.bureau.v1 import bureau_service_pb2 as pb
-from runtime.grpc_server import GrpcServer
-from runtime.mongo import connect_mongo
-from runtime.settings import Settings
+from runtime.adapters.grpc_server import GrpcServer
+from runtime.adapters.mongo import connect_mongo
+from runtime.adapters.settings import Settings
 
 log = logging.getLogger(__name__)
 

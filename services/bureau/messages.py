@@ -8,7 +8,7 @@ from typing import Any
 
 from bureau.aggregates import Aggregates, Headline, IntentFilter
 from chuhai.bureau.v1 import bureau_service_pb2 as pb
-from runtime.timestamps import timestamp
+from runtime.adapters.timestamps import timestamp
 
 
 def headline_message(headline: Headline) -> pb.Headline:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pymongo import ASCENDING, AsyncMongoClient
 
 from bureau.aggregates import Aggregates
-from runtime.events import decode_envelope
-from runtime.outbox import OUTBOX_COLLECTION
-from runtime.settings import Settings
+from runtime.adapters.events import decode_envelope
+from runtime.adapters.outbox import OUTBOX_COLLECTION
+from runtime.adapters.settings import Settings
 
 PRODUCERS = ("booth", "expo", "warehouse")
 

@@ -22,7 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from bureau.aggregates import Aggregates
-from runtime.events import decode_envelope
+from runtime.adapters.events import decode_envelope
 
 log = logging.getLogger(__name__)
 

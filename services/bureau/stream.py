@@ -20,9 +20,9 @@ import faust
 
 from bureau.live import LiveStats
 from bureau.store import BureauStore, Entry
-from runtime.events import decode_envelope
-from runtime.settings import Settings
-from runtime.topics import BUREAU_STATS, DOMAIN_TOPICS
+from runtime.adapters.events import decode_envelope
+from runtime.adapters.settings import Settings
+from runtime.adapters.topics import BUREAU_STATS, DOMAIN_TOPICS
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def build_stream_app(
         # The embedded broker holds a group's first join for half the session timeout.
         broker_session_timeout=10.0,
         consumer_auto_offset_reset="earliest",
-        # Our topics are provisioned from runtime.topics; Faust declares nothing.
+        # Our topics are provisioned from runtime.adapters.topics; Faust declares nothing.
         topic_allow_declare=False,
         # No on_leader work here; the leader topic would be auto-created otherwise.
         topic_disable_leader=True,

@@ -29,8 +29,8 @@ from chuhai.expo.v1 import resources_pb2 as expo_res
 from chuhai.warehouse.v1 import resources_pb2 as wh_res
 from chuhai.warehouse.v1 import warehouse_service_pb2 as wh_pb
 from chuhai.warehouse.v1 import warehouse_service_pb2_grpc as wh_grpc
-from runtime.credit_code import ALPHABET, check_character
-from runtime.timestamps import timestamp
+from runtime.adapters.timestamps import timestamp
+from runtime.kernel.credit_code import ALPHABET, check_character
 
 T = TypeVar("T")
 

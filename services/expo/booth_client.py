@@ -9,7 +9,7 @@ import grpc
 
 from chuhai.booth.v1 import booth_service_pb2 as pb
 from chuhai.booth.v1 import booth_service_pb2_grpc as pb_grpc
-from runtime.errors import FailedPrecondition, NotFound, Unavailable
+from runtime.kernel.errors import FailedPrecondition, NotFound, Unavailable
 
 # Each call gets this long, retries included (the channel retries UNAVAILABLE).
 CALL_DEADLINE_SECONDS = 3.0

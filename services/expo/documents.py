@@ -6,7 +6,7 @@ from typing import Any
 
 from chuhai.expo.v1 import resources_pb2 as pb
 from expo.domain import Money
-from runtime.timestamps import timestamp
+from runtime.adapters.timestamps import timestamp
 
 Document = dict[str, Any]
 

@@ -9,8 +9,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from runtime.errors import FailedPrecondition, Validator
-from runtime.standards import hs_heading, is_country, is_currency, is_hs_code, normalise_hs_code
+from runtime.kernel.errors import FailedPrecondition
+from runtime.kernel.standards import (
+    hs_heading,
+    is_country,
+    is_currency,
+    is_hs_code,
+    normalise_hs_code,
+)
+from runtime.kernel.validation import Validator
 
 EDITION_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 TEXT_MAX_LENGTH = 200

@@ -40,14 +40,14 @@ from expo.domain import (
     validate_text,
 )
 from expo.warehouse_client import WarehouseDirectory
-from runtime.credit_code import validate_credit_code
-from runtime.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Validator
-from runtime.grpc_client import service_channel
-from runtime.grpc_server import ServiceBinding
-from runtime.idempotency import run_once
-from runtime.outbox import Transaction
-from runtime.pagination import decode_token, encode_token, page_size
-from runtime.service import ServiceContext
+from runtime.adapters.grpc_client import service_channel
+from runtime.adapters.grpc_server import ServiceBinding
+from runtime.adapters.idempotency import run_once
+from runtime.adapters.outbox import Transaction
+from runtime.adapters.pagination import decode_token, encode_token, page_size
+from runtime.adapters.service import ServiceContext
+from runtime.kernel.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from runtime.kernel.validation import Validator
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
         self, request: pb.JoinEditionRequest, context: grpc.aio.ServicerContext
     ) -> pb.JoinEditionResponse:
         check = Validator()
-        credit_code = validate_credit_code(request.credit_code, check)
+        credit_code = check.credit_code(request.credit_code)
         check.require(bool(request.edition_id.strip()), "edition_id", "is required")
         check.raise_if_invalid()
         edition = await self._db[handlers.EDITIONS].find_one({"_id": request.edition_id})
@@ -221,7 +221,7 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
         self, request: pb.PublishProductRequest, context: grpc.aio.ServicerContext
     ) -> pb.PublishProductResponse:
         check = Validator()
-        credit_code = validate_credit_code(request.credit_code, check)
+        credit_code = check.credit_code(request.credit_code)
         check.require(bool(request.edition_id.strip()), "edition_id", "is required")
         name = validate_text(request.name, check, "name")
         hs_code = validate_hs(request.hs_code, check, "hs_code")
@@ -369,7 +369,7 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
                 handlers.VisitInput(
                     visit.visit_id.strip(),
                     visit.buyer_id,
-                    validate_credit_code(visit.credit_code, check, f"visits[{index}].credit_code"),
+                    check.credit_code(visit.credit_code, f"visits[{index}].credit_code"),
                     visit.product_id,
                 )
             )
@@ -400,9 +400,7 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
             check.require(False, "kind", "must be INTENT_KIND_INQUIRY or INTENT_KIND_RFQ")
         exhibitor = ""
         if kind == IntentKind.INQUIRY:
-            exhibitor = validate_credit_code(
-                request.exhibitor_credit_code, check, "exhibitor_credit_code"
-            )
+            exhibitor = check.credit_code(request.exhibitor_credit_code, "exhibitor_credit_code")
         target_price = money_from(request.target_price)
         terms = validate_terms(
             kind=kind,
@@ -449,7 +447,7 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
         check = Validator()
         intent_id = request.intent_id.strip()
         check.require(bool(intent_id), "intent_id", "is required")
-        credit_code = validate_credit_code(request.credit_code, check)
+        credit_code = check.credit_code(request.credit_code)
         response: dict[str, Any]
         if request.kind == res.RESPONSE_KIND_QUOTED:
             price = money_from(request.unit_price)

@@ -29,8 +29,9 @@ from expo.domain import (
     rfq_recipients,
     state_at_deadline,
 )
-from runtime import topics
-from runtime.errors import (
+from runtime.adapters import topics
+from runtime.adapters.outbox import Transaction
+from runtime.kernel.errors import (
     AlreadyExists,
     FailedPrecondition,
     FieldViolation,
@@ -38,8 +39,7 @@ from runtime.errors import (
     NotFound,
     ResourceExhausted,
 )
-from runtime.outbox import Transaction
-from runtime.standards import hs_heading
+from runtime.kernel.standards import hs_heading
 
 EDITIONS = "editions"
 EXHIBITORS = "exhibitors"

@@ -1,4 +1,4 @@
-from runtime.service import run_service
+from runtime.adapters.service import run_service
 from warehouse.grpc_api import build
 
 run_service("warehouse", build)

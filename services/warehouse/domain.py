@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
 
-from runtime.credit_code import validate_credit_code
-from runtime.errors import FailedPrecondition, FieldViolation, InvalidArgument, Validator
-from runtime.standards import is_country
+from runtime.kernel.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from runtime.kernel.standards import is_country
+from runtime.kernel.validation import Validator
 from warehouse.geo import GeoPoint, great_circle_km, validate_point
 
 CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,30}[A-Z0-9]$")
@@ -261,7 +261,7 @@ def _operator(operator: Operator, check: Validator, field: str) -> Operator:
     credit_code = ""
     # An exporter is known by its credit code; a foreign service firm has none.
     if operator.kind == OperatorKind.EXPORTER or operator.credit_code.strip():
-        credit_code = validate_credit_code(operator.credit_code, check, f"{field}.credit_code")
+        credit_code = check.credit_code(operator.credit_code, f"{field}.credit_code")
     return Operator(operator.kind, name, credit_code)
 
 
@@ -441,7 +441,7 @@ def validate_booking(
     see require_start_not_past() for the rest."""
     check = Validator()
     code = validate_code(warehouse_code, check, "warehouse_code")
-    exporter = validate_credit_code(exporter_credit_code, check, "exporter_credit_code")
+    exporter = check.credit_code(exporter_credit_code, "exporter_credit_code")
     _space_bounds(space, check, "space")
     period = parse_period(start_date, end_date, check, "start_date", "end_date")
     check.raise_if_invalid()

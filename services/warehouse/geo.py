@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from runtime.errors import Validator
+from runtime.kernel.validation import Validator
 
 # IUGG mean radius: the sphere that best fits the ellipsoid; the haversine distance on
 # it is within about 0.5% of the geodesic one, plenty for "nearest warehouse".

@@ -1,7 +1,7 @@
 """The warehouse service's public gRPC API: registry, search and capacity bookings.
 
 Every mutating call runs in one transaction that changes the state, records its event
-in the outbox and remembers the response under the request id (runtime.idempotency)."""
+in the outbox and remembers the response under the request id (runtime.adapters.idempotency)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from google.protobuf.message import Message
 
 from chuhai.warehouse.v1 import warehouse_service_pb2 as pb
 from chuhai.warehouse.v1 import warehouse_service_pb2_grpc as pb_grpc
-from runtime import topics
-from runtime.errors import FieldViolation, InvalidArgument
-from runtime.grpc_server import ServiceBinding
-from runtime.idempotency import earlier_response, remember_response, require_request_id
-from runtime.outbox import Outbox, Transaction
-from runtime.service import ServiceContext
+from runtime.adapters import topics
+from runtime.adapters.grpc_server import ServiceBinding
+from runtime.adapters.idempotency import earlier_response, remember_response, require_request_id
+from runtime.adapters.outbox import Outbox, Transaction
+from runtime.adapters.service import ServiceContext
+from runtime.kernel.errors import FieldViolation, InvalidArgument
 from warehouse import domain, messages, paging, storage
 from warehouse.domain import ReservationStatus
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from chuhai.warehouse.v1 import events_pb2
 from chuhai.warehouse.v1 import resources_pb2 as pb
-from runtime.timestamps import timestamp
+from runtime.adapters.timestamps import timestamp
 from warehouse.domain import (
     DayUse,
     Match,

@@ -1,4 +1,4 @@
-"""Offset pages over a query's ordered results, with runtime.pagination's opaque tokens.
+"""Offset pages over a query's ordered results, with runtime.adapters.pagination's opaque tokens.
 
 Search results are computed (distance, free space), not read in index order, so a page
 is an offset into them. The token also carries a digest of the query: replayed on a
@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from runtime import pagination
-from runtime.errors import FieldViolation, InvalidArgument
+from runtime.adapters import pagination
+from runtime.kernel.errors import FieldViolation, InvalidArgument
 
 MAX_PAGE_SIZE = 100
 

@@ -16,8 +16,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from runtime.errors import AlreadyExists, NotFound
-from runtime.outbox import Transaction
+from runtime.adapters.outbox import Transaction
+from runtime.kernel.errors import AlreadyExists, NotFound
 from warehouse.domain import (
     LogisticsService,
     Operator,

@@ -17,11 +17,11 @@ import booth.grpc_api
 from chuhai.booth.v1 import booth_service_pb2 as pb
 from chuhai.booth.v1 import booth_service_pb2_grpc as pb_grpc
 from chuhai.booth.v1 import resources_pb2 as res
-from runtime.events import decode_envelope
-from runtime.grpc_errors import field_violations
-from runtime.service import ServiceHost
-from runtime.settings import Settings
-from runtime.topics import BOOTH_APPLICATIONS, BOOTH_FAIRS
+from runtime.adapters.events import decode_envelope
+from runtime.adapters.grpc_errors import field_violations
+from runtime.adapters.service import ServiceHost
+from runtime.adapters.settings import Settings
+from runtime.adapters.topics import BOOTH_APPLICATIONS, BOOTH_FAIRS
 from tests.credit_codes import random_credit_code
 from tests.kafka_reading import read_records
 

@@ -33,13 +33,13 @@ from chuhai.expo.v1 import events_pb2 as expo_events
 from chuhai.expo.v1 import expo_service_pb2 as expo_pb
 from chuhai.expo.v1 import expo_service_pb2_grpc as expo_grpc
 from chuhai.expo.v1 import resources_pb2 as expo_res
-from runtime.embedded import EmbeddedInfrastructure, free_port
-from runtime.kafka import KafkaEventPublisher
-from runtime.launcher import replay_outboxes, wait_serving
-from runtime.outbox import Outbox, OutboxRelay, Transaction
-from runtime.service import ServiceHost
-from runtime.settings import Settings
-from runtime.topics import EXPO_VISITS, provision_topics
+from launcher.cli import replay_outboxes, wait_serving
+from launcher.embedded import EmbeddedInfrastructure, free_port
+from runtime.adapters.kafka import KafkaEventPublisher
+from runtime.adapters.outbox import Outbox, OutboxRelay, Transaction
+from runtime.adapters.service import ServiceHost
+from runtime.adapters.settings import Settings
+from runtime.adapters.topics import EXPO_VISITS, provision_topics
 from tests.integration.test_booth import fair_request, register_exporters
 from tests.kafka_reading import read_records
 from tests.waiting import eventually

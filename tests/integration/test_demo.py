@@ -18,8 +18,8 @@ import expo.grpc_api
 import warehouse.grpc_api
 from bureau.host import BureauHost
 from demo.scenario import Scale, Targets, expected_figures, play
-from runtime.service import ServiceHost
-from runtime.settings import Settings
+from runtime.adapters.service import ServiceHost
+from runtime.adapters.settings import Settings
 from tests.integration.test_bureau import bureau_settings, own_kafka  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration

@@ -22,11 +22,11 @@ from chuhai.booth.v1 import resources_pb2 as booth_res
 from chuhai.expo.v1 import expo_service_pb2 as pb
 from chuhai.expo.v1 import expo_service_pb2_grpc as pb_grpc
 from chuhai.expo.v1 import resources_pb2 as res
-from runtime.events import decode_envelope
-from runtime.grpc_errors import field_violations
-from runtime.service import ServiceHost
-from runtime.settings import Settings
-from runtime.topics import EXPO_INTENTS
+from runtime.adapters.events import decode_envelope
+from runtime.adapters.grpc_errors import field_violations
+from runtime.adapters.service import ServiceHost
+from runtime.adapters.settings import Settings
+from runtime.adapters.topics import EXPO_INTENTS
 from tests.credit_codes import random_credit_code
 from tests.integration.test_booth import fair_request, register_exporters
 from tests.kafka_reading import read_records

@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from runtime.embedded import free_port
+from launcher.embedded import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +71,7 @@ def test_platform_serves_every_service_and_ctrl_c_leaves_nothing(tmp_path: Path)
         [
             sys.executable,
             "-m",
-            "runtime.launcher",
+            "launcher.cli",
             "run",
             "--no-demo",
             "--var-dir",

@@ -15,11 +15,11 @@ import pytest
 
 from chuhai.booth.v1 import booth_service_pb2 as pb
 from chuhai.booth.v1 import booth_service_pb2_grpc as pb_grpc
-from runtime.embedded import free_port
-from runtime.events import decode_envelope
-from runtime.launcher import wait_serving
-from runtime.settings import Settings
-from runtime.topics import BOOTH_EXPORTERS
+from launcher.cli import wait_serving
+from launcher.embedded import free_port
+from runtime.adapters.events import decode_envelope
+from runtime.adapters.settings import Settings
+from runtime.adapters.topics import BOOTH_EXPORTERS
 from tests.credit_codes import random_credit_code
 from tests.kafka_reading import read_records
 

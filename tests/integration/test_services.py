@@ -18,11 +18,11 @@ import warehouse.grpc_api
 from bureau.host import BureauHost
 from chuhai.booth.v1 import booth_service_pb2 as booth_pb
 from chuhai.booth.v1 import booth_service_pb2_grpc as booth_grpc
-from runtime.events import decode_envelope
-from runtime.grpc_errors import field_violations
-from runtime.service import ServiceHost
-from runtime.settings import Settings
-from runtime.topics import BOOTH_EXPORTERS
+from runtime.adapters.events import decode_envelope
+from runtime.adapters.grpc_errors import field_violations
+from runtime.adapters.service import ServiceHost
+from runtime.adapters.settings import Settings
+from runtime.adapters.topics import BOOTH_EXPORTERS
 from tests.credit_codes import random_credit_code
 from tests.kafka_reading import read_records
 

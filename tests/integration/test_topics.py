@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from runtime.topics import TopicMismatch, TopicSpec, provision_topics
+from runtime.adapters.topics import TopicMismatch, TopicSpec, provision_topics
 from tests.conftest import Infrastructure
 
 pytestmark = pytest.mark.integration

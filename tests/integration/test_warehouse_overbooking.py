@@ -22,11 +22,11 @@ import warehouse.grpc_api
 from chuhai.warehouse.v1 import resources_pb2 as res
 from chuhai.warehouse.v1 import warehouse_service_pb2 as pb
 from chuhai.warehouse.v1 import warehouse_service_pb2_grpc as pb_grpc
-from runtime.events import decode_envelope
-from runtime.outbox import OUTBOX_COLLECTION
-from runtime.service import ServiceHost
-from runtime.settings import Settings
-from runtime.topics import WAREHOUSE_RESERVATIONS
+from runtime.adapters.events import decode_envelope
+from runtime.adapters.outbox import OUTBOX_COLLECTION
+from runtime.adapters.service import ServiceHost
+from runtime.adapters.settings import Settings
+from runtime.adapters.topics import WAREHOUSE_RESERVATIONS
 from tests.credit_codes import random_credit_code
 from tests.kafka_reading import read_records
 from tests.waiting import eventually

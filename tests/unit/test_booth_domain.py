@@ -29,7 +29,8 @@ from booth.domain import (
     validate_profile,
     withdrawal_penalty_fen,
 )
-from runtime.errors import FailedPrecondition, InvalidArgument, Validator
+from runtime.kernel.errors import FailedPrecondition, InvalidArgument
+from runtime.kernel.validation import Validator
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -29,7 +29,7 @@ from chuhai.expo.v1 import events_pb2 as expo
 from chuhai.expo.v1 import resources_pb2 as expo_resources
 from chuhai.warehouse.v1 import events_pb2 as warehouse
 from chuhai.warehouse.v1 import resources_pb2 as warehouse_resources
-from runtime.events import envelope_for
+from runtime.adapters.events import envelope_for
 
 T0 = datetime(2022, 10, 15, 8, 0, tzinfo=UTC)
 STANDARD = booth_resources.BoothType.BOOTH_TYPE_STANDARD

@@ -8,9 +8,9 @@ from bureau.aggregates import Aggregates
 from bureau.live import LiveStats
 from bureau.stream import build_stream_app
 from chuhai.expo.v1 import events_pb2
-from runtime.events import envelope_for
-from runtime.settings import Settings
-from runtime.topics import BUREAU_STATS
+from runtime.adapters.events import envelope_for
+from runtime.adapters.settings import Settings
+from runtime.adapters.topics import BUREAU_STATS
 
 
 class RecordingStore:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from runtime.settings import Settings
+from runtime.adapters.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
@@ -73,7 +73,7 @@ def test_kafka_is_kraft_without_auto_created_topics(services: dict) -> None:
     assert str(env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]).lower() == "false"
     assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"].split(",")
     assert "healthcheck" in services["kafka"]
-    # Topics come from runtime.topics, once, before any service starts.
+    # Topics come from runtime.adapters.topics, once, before any service starts.
     init = services["topic-init"]
     assert init["restart"] == "no" and "provision_topics" in " ".join(init["command"])
     assert init["depends_on"] == {"kafka": {"condition": "service_healthy"}}

@@ -7,14 +7,14 @@ import random
 import pytest
 
 from booth.domain import ExporterProfile, validate_profile
-from runtime.credit_code import (
+from runtime.kernel.credit_code import (
     ALPHABET,
     LENGTH,
     check_character,
     credit_code_problem,
-    validate_credit_code,
 )
-from runtime.errors import InvalidArgument, Validator
+from runtime.kernel.errors import InvalidArgument
+from runtime.kernel.validation import Validator
 
 # Published codes of real companies (the last is Huawei Technologies Co., Ltd.).
 REAL_CODES = (
@@ -87,7 +87,7 @@ def test_every_single_substitution_and_adjacent_swap_is_detected() -> None:
 
 def test_registration_normalises_case_and_whitespace() -> None:
     check = Validator()
-    code = validate_credit_code(f"  {VALID.lower()}\t", check)
+    code = check.credit_code(f"  {VALID.lower()}\t")
     profile = validate_profile(
         ExporterProfile(name="  Xuchang Hair Goods  ", district=" Jian'an ", industry=" wigs "),
         check,
@@ -103,7 +103,7 @@ def test_registration_normalises_case_and_whitespace() -> None:
 
 def test_registration_reports_every_wrong_field_at_once() -> None:
     check = Validator()
-    validate_credit_code(VALID[:-1] + "Y", check)
+    check.credit_code(VALID[:-1] + "Y")
     validate_profile(ExporterProfile(name="   "), check)
     with pytest.raises(InvalidArgument) as raised:
         check.raise_if_invalid()

@@ -9,7 +9,7 @@ import pytest
 from google.protobuf import message_factory, timestamp_pb2
 
 from chuhai.booth.v1 import events_pb2 as booth_events
-from runtime.events import (
+from runtime.adapters.events import (
     SCHEMA_VERSION,
     EventEnvelope,
     UndecodableEvent,

@@ -18,7 +18,8 @@ from expo.domain import (
     state_at_deadline,
     validate_terms,
 )
-from runtime.errors import FailedPrecondition, InvalidArgument, Validator
+from runtime.kernel.errors import FailedPrecondition, InvalidArgument
+from runtime.kernel.validation import Validator
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 QUOTED, DECLINED = ResponseKind.QUOTED, ResponseKind.DECLINED

@@ -6,8 +6,9 @@ import grpc
 import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from runtime import errors
-from runtime.grpc_errors import status_for
+from runtime.adapters.grpc_errors import status_for
+from runtime.kernel import errors
+from runtime.kernel.validation import Validator
 
 CODES = [
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
@@ -55,7 +56,7 @@ def test_invalid_argument_carries_its_field_violations_in_order() -> None:
 
 
 def test_validator_collects_every_violation_and_raises_once() -> None:
-    check = errors.Validator()
+    check = Validator()
     check.require(False, "a", "first")
     check.require(True, "b", "never reported")
     check.require(False, "c", "third")
@@ -69,7 +70,7 @@ def test_validator_collects_every_violation_and_raises_once() -> None:
 
 
 def test_validator_without_violations_does_not_raise() -> None:
-    check = errors.Validator()
+    check = Validator()
     check.require(True, "a", "fine")
     check.raise_if_invalid()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pymongo.errors import OperationFailure
 
-from runtime.mongo import _commit_conflict
+from runtime.adapters.mongo import _commit_conflict
 
 
 def test_secantus_commit_conflict_is_retried_and_other_failures_are_not() -> None:

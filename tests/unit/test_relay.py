@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from pymongo.errors import AutoReconnect
 
-from runtime.outbox import OutboxRecord, OutboxRelay, PublishError
+from runtime.adapters.outbox import OutboxRecord, OutboxRelay, PublishError
 
 START = datetime(2025, 4, 1, tzinfo=UTC)
 END = datetime(2025, 5, 1, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from runtime.settings import EMBEDDED_KAFKA_BOOTSTRAP, EMBEDDED_MONGODB_URI, Settings
+from runtime.adapters.settings import EMBEDDED_KAFKA_BOOTSTRAP, EMBEDDED_MONGODB_URI, Settings
 
 PORTS = {"booth": 50051, "expo": 50052, "warehouse": 50053, "bureau": 50054}
 

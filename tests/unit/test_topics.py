@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from runtime.topics import ALL_TOPICS, BUREAU_STATS, DOMAIN_RETENTION_MS, DOMAIN_TOPICS
+from runtime.adapters.topics import ALL_TOPICS, BUREAU_STATS, DOMAIN_RETENTION_MS, DOMAIN_TOPICS
 
 NAME = re.compile(r"^chuhai\.(booth|expo|warehouse|bureau)\.[a-z]+\.v1$")
 NAMES = {t.name for t in ALL_TOPICS}

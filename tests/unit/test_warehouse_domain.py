@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from runtime.errors import FailedPrecondition, InvalidArgument
+from runtime.kernel.errors import FailedPrecondition, InvalidArgument
 from tests.credit_codes import random_credit_code
 from warehouse import domain
 from warehouse.domain import (

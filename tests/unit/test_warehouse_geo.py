@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from runtime.errors import InvalidArgument, Validator
+from runtime.kernel.errors import InvalidArgument
+from runtime.kernel.validation import Validator
 from warehouse.geo import EARTH_MEAN_RADIUS_KM, GeoPoint, great_circle_km, validate_point
 
 HAMBURG = GeoPoint(53.5511, 9.9937)

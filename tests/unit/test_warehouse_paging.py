@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.errors import InvalidArgument
-from runtime.pagination import encode_token
+from runtime.adapters.pagination import encode_token
+from runtime.kernel.errors import InvalidArgument
 from warehouse.paging import MAX_PAGE_SIZE, page_request, query_digest
 
 

@@ -66,18 +66,3 @@ class Unavailable(DomainError):
 class Aborted(DomainError):
     """A concurrency conflict outlasted the server's retries; retrying the same request
     (with the same request id) is safe."""
-
-
-class Validator:
-    """Collects field violations so a request reports all its wrong fields at once."""
-
-    def __init__(self) -> None:
-        self._violations: list[FieldViolation] = []
-
-    def require(self, condition: bool, field: str, description: str) -> None:
-        if not condition:
-            self._violations.append(FieldViolation(field, description))
-
-    def raise_if_invalid(self) -> None:
-        if self._violations:
-            raise InvalidArgument(self._violations)

@@ -10,8 +10,8 @@ from typing import TypeVar
 from bson.binary import Binary
 from google.protobuf.message import Message
 
-from runtime.errors import FieldViolation, InvalidArgument
-from runtime.outbox import Outbox, Transaction
+from runtime.adapters.outbox import Outbox, Transaction
+from runtime.kernel.errors import FieldViolation, InvalidArgument
 
 REQUESTS_COLLECTION = "requests"
 REQUEST_ID_MAX_LENGTH = 128

@@ -21,12 +21,13 @@ from typing import Protocol
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from runtime.grpc_server import GrpcServer, ServiceBinding
-from runtime.kafka import KafkaEventPublisher
-from runtime.logging import configure_logging
-from runtime.mongo import connect_mongo
-from runtime.outbox import Outbox, OutboxRelay, RelayLease
-from runtime.settings import Settings
+from runtime.adapters.grpc_server import GrpcServer, ServiceBinding
+from runtime.adapters.kafka import KafkaEventPublisher
+from runtime.adapters.logging import configure_logging
+from runtime.adapters.mongo import connect_mongo
+from runtime.adapters.outbox import Outbox, OutboxRelay, RelayLease
+from runtime.adapters.settings import Settings
+from runtime.kernel.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class ServiceContext:
     mongo: AsyncMongoClient
     db: AsyncDatabase
     outbox: Outbox
+    clock: Clock
     background: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
     cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -59,10 +61,13 @@ BuildBindings = Callable[[ServiceContext], Awaitable[Sequence[ServiceBinding]]]
 class ServiceHost:
     """Owns a service's clients, relay and gRPC server for the life of the process."""
 
-    def __init__(self, name: str, build: BuildBindings, settings: Settings) -> None:
+    def __init__(
+        self, name: str, build: BuildBindings, settings: Settings, clock: Clock | None = None
+    ) -> None:
         self.name = name
         self._build = build
         self._settings = settings
+        self._clock = clock or SystemClock()
         self._mongo: AsyncMongoClient | None = None
         self._publisher: KafkaEventPublisher | None = None
         self._relay: OutboxRelay | None = None
@@ -88,7 +93,7 @@ class ServiceHost:
             lease=RelayLease(db, owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"),
         )
         self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-relay")
-        self._context = ServiceContext(self.name, settings, self._mongo, db, outbox)
+        self._context = ServiceContext(self.name, settings, self._mongo, db, outbox, self._clock)
         bindings = await self._build(self._context)
         self.server = GrpcServer(
             bindings, host=settings.grpc_host, port=settings.grpc_port(self.name)

@@ -39,6 +39,11 @@ def is_hs_code(hs_code: str) -> bool:
     return bool(HS_CODE_PATTERN.match(hs_code))
 
 
+def is_hs_heading(heading: str) -> bool:
+    """The 4-digit HS heading, e.g. "6704"."""
+    return bool(HS_HEADING_PATTERN.match(heading))
+
+
 def hs_heading(hs_code: str) -> str:
     return hs_code[:4]
 

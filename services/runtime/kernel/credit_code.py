@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from runtime.errors import Validator
-
 # The code's alphabet: digits and capitals without I, O, S, V and Z.
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 LENGTH = 18
@@ -30,11 +28,3 @@ def credit_code_problem(code: str) -> str | None:
     if code[-1] != expected:
         return f"check character is {code[-1]}, expected {expected}"
     return None
-
-
-def validate_credit_code(code: str, check: Validator, field: str = "credit_code") -> str:
-    """The code normalised (trimmed, upper case); a problem is recorded in ``check``."""
-    normalised = code.strip().upper()
-    problem = credit_code_problem(normalised)
-    check.require(problem is None, field, problem or "")
-    return normalised

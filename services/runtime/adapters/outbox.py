@@ -22,9 +22,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from runtime.events import EventEnvelope, envelope_for
-from runtime.mongo import run_in_transaction
-from runtime.topics import TopicSpec
+from runtime.adapters.events import EventEnvelope, envelope_for
+from runtime.adapters.mongo import run_in_transaction
+from runtime.adapters.topics import TopicSpec
 
 log = logging.getLogger(__name__)
 

@@ -22,13 +22,13 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from runtime.embedded import EmbeddedInfrastructure, port_is_free
-from runtime.kafka import KafkaEventPublisher
-from runtime.logging import configure_logging
-from runtime.mongo import connect_mongo
-from runtime.outbox import Outbox, OutboxRelay
-from runtime.settings import Settings
-from runtime.topics import provision_topics
+from launcher.embedded import EmbeddedInfrastructure, port_is_free
+from runtime.adapters.kafka import KafkaEventPublisher
+from runtime.adapters.logging import configure_logging
+from runtime.adapters.mongo import connect_mongo
+from runtime.adapters.outbox import Outbox, OutboxRelay
+from runtime.adapters.settings import Settings
+from runtime.adapters.topics import provision_topics
 
 log = logging.getLogger("chuhai.launcher")
 

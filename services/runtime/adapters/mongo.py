@@ -16,7 +16,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import OperationFailure, PyMongoError
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential
 
-from runtime.errors import Aborted
+from runtime.kernel.errors import Aborted
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ async def run_in_transaction(
 # InternalError (code 1) without the TransientTransactionError label (its log says
 # "transaction requires rollback: conflict between concurrent operations"); seen with a
 # dozen concurrent 500-document transactions. The transaction was rolled back, so it is
-# retried like any conflict; work done through runtime.idempotency stays exactly-once
+# retried like any conflict; work done through runtime.adapters.idempotency stays exactly-once
 # even if that reading were ever wrong, because a retry finds its first response.
 _INTERNAL_ERROR = 1
 

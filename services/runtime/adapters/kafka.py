@@ -12,7 +12,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential
 
-from runtime.outbox import OutboxRecord, PublishError
+from runtime.adapters.outbox import OutboxRecord, PublishError
 
 log = logging.getLogger(__name__)
 
