@@ -1,6 +1,7 @@
 """Reading topics back in tests. Reads until the expected number of records arrived:
 on the embedded broker ListOffsets "latest" is not the high watermark, so "read to the
-end offset" would stop early (see ARCHITECTURE.md)."""
+end offset" would stop early (docs/architecture.md, "Limits of the embedded
+infrastructure")."""
 
 from __future__ import annotations
 

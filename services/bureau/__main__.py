@@ -18,10 +18,10 @@ from runtime.adapters.settings import Settings
 async def rebuild(settings: Settings) -> None:
     mongo = await connect_mongo(settings.mongodb_uri, app_name="chuhai-bureau-rebuild")
     try:
-        aggregates = await rebuild_from_outboxes(mongo, settings)
+        figures = await rebuild_from_outboxes(mongo, settings)
     finally:
         await mongo.close()
-    sys.stdout.write(json.dumps(dashboard_json(aggregates), indent=2) + "\n")
+    sys.stdout.write(json.dumps(dashboard_json(figures), indent=2) + "\n")
 
 
 parser = argparse.ArgumentParser(prog="python -m bureau", description=__doc__)

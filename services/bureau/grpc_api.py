@@ -7,9 +7,9 @@ from datetime import UTC
 
 import grpc
 
-from bureau.aggregates import IntentFilter
 from bureau.live import LiveStats
 from bureau.messages import headline_message, query_response
+from bureau.projections.expo import IntentFilter
 from chuhai.bureau.v1 import bureau_service_pb2 as pb
 from chuhai.bureau.v1 import bureau_service_pb2_grpc as pb_grpc
 from runtime.adapters.grpc_server import ServiceBinding
@@ -25,7 +25,7 @@ class BureauApi(pb_grpc.BureauServiceServicer):
     async def GetStats(
         self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetStatsResponse:
-        return pb.GetStatsResponse(headline=headline_message(self._live.aggregates.headline()))
+        return pb.GetStatsResponse(headline=headline_message(self._live.figures.headline()))
 
     async def QueryStats(
         self, request: pb.QueryStatsRequest, context: grpc.aio.ServicerContext
@@ -45,16 +45,16 @@ class BureauApi(pb_grpc.BureauServiceServicer):
         where = IntentFilter(
             since=since, until=until, country=country or None, hs_chapter=chapter or None
         )
-        return query_response(self._live.aggregates, request.fair_id, where)
+        return query_response(self._live.figures, request.fair_id, where)
 
     async def WatchStats(
         self, request: pb.WatchStatsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchStatsResponse]:
         version = self._live.version
-        yield pb.WatchStatsResponse(headline=headline_message(self._live.aggregates.headline()))
+        yield pb.WatchStatsResponse(headline=headline_message(self._live.figures.headline()))
         while True:
             version = await self._live.wait_past(version)
-            yield pb.WatchStatsResponse(headline=headline_message(self._live.aggregates.headline()))
+            yield pb.WatchStatsResponse(headline=headline_message(self._live.figures.headline()))
 
 
 def binding(live: LiveStats) -> ServiceBinding:

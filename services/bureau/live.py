@@ -1,16 +1,16 @@
-"""The live figures every reader shares: the aggregates and a change signal that
-WatchStats streams and the dashboard follow."""
+"""The live figures every reader shares, and a change signal that WatchStats streams
+and the dashboard follow."""
 
 from __future__ import annotations
 
 import asyncio
 
-from bureau.aggregates import Aggregates
+from bureau.figures import BureauFigures
 
 
 class LiveStats:
-    def __init__(self, aggregates: Aggregates) -> None:
-        self.aggregates = aggregates
+    def __init__(self, figures: BureauFigures) -> None:
+        self.figures = figures
         self.version = 0
         self._changed = asyncio.Condition()
 

@@ -6,7 +6,8 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from bureau.aggregates import Aggregates, Headline, IntentFilter
+from bureau.figures import BureauFigures, Headline
+from bureau.projections.expo import IntentFilter
 from chuhai.bureau.v1 import bureau_service_pb2 as pb
 from runtime.adapters.timestamps import timestamp
 
@@ -30,15 +31,13 @@ def _counts(values: dict[str, int]) -> list[pb.Count]:
 
 
 def query_response(
-    aggregates: Aggregates, fair_id: str, where: IntentFilter
+    figures: BureauFigures, fair_id: str, where: IntentFilter
 ) -> pb.QueryStatsResponse:
-    intents = aggregates.intents(where)
-    responses = aggregates.responses(where)
+    intents = figures.intents(where)
+    responses = figures.responses(where)
     return pb.QueryStatsResponse(
-        headline=headline_message(aggregates.headline()),
-        booths=[
-            pb.BoothFigures(**asdict(figures)) for figures in aggregates.booths(fair_id or None)
-        ],
+        headline=headline_message(figures.headline()),
+        booths=[pb.BoothFigures(**asdict(figures)) for figures in figures.booths(fair_id or None)],
         intents=intents.intents,
         intents_by_country=_counts(intents.by_country),
         intents_by_region=_counts(intents.by_region),
@@ -52,7 +51,7 @@ def query_response(
         ],
         warehouses=[
             pb.WarehouseFigures(**asdict(figures))
-            for figures in aggregates.warehouses(datetime.now(UTC).date())
+            for figures in figures.warehouses(datetime.now(UTC).date())
         ],
         responses=pb.ResponseFigures(
             addressed=responses.addressed,
@@ -74,21 +73,23 @@ def headline_json(headline: Headline) -> dict[str, Any]:
     }
 
 
-def dashboard_json(aggregates: Aggregates) -> dict[str, Any]:
+def dashboard_json(figures: BureauFigures) -> dict[str, Any]:
     """Everything the dashboard page draws."""
-    headline = aggregates.headline()
-    intents = aggregates.intents()
-    responses = aggregates.responses()
+    headline = figures.headline()
+    intents = figures.intents()
+    responses = figures.responses()
     return {
         "headline": headline_json(headline),
         "events_applied": headline.events_applied,
+        # Events this process could not read (unknown payload type or schema version).
+        "events_skipped": figures.events_skipped(),
         "as_of": headline.as_of.isoformat() if headline.as_of else None,
-        "booths": [asdict(b) for b in aggregates.booths()],
+        "booths": [asdict(b) for b in figures.booths()],
         "intents_by_country": intents.by_country,
         "intents_by_region": intents.by_region,
         "intents_per_hour": [
             {"start": b.start.isoformat(), "intents": b.intents} for b in intents.per_hour
         ],
-        "warehouses": [asdict(w) for w in aggregates.warehouses(datetime.now(UTC).date())],
+        "warehouses": [asdict(w) for w in figures.warehouses(datetime.now(UTC).date())],
         "responses": asdict(responses),
     }

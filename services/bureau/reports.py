@@ -8,12 +8,13 @@ from datetime import UTC, date, datetime
 
 from openpyxl import Workbook
 
-from bureau.aggregates import Aggregates, IntentFilter
+from bureau.figures import BureauFigures
+from bureau.projections.expo import IntentFilter
 
 Row = tuple[str, str, object]
 
 
-def report_rows(aggregates: Aggregates, since: date | None, until: date | None) -> list[Row]:
+def report_rows(figures: BureauFigures, since: date | None, until: date | None) -> list[Row]:
     """(section, key, value) rows: headline, intents over [since, until) broken down by
     country, region, HS chapter, industry and day, exhibitor responses, booths and
     warehouses (today)."""
@@ -21,9 +22,9 @@ def report_rows(aggregates: Aggregates, since: date | None, until: date | None) 
         since=datetime(since.year, since.month, since.day, tzinfo=UTC) if since else None,
         until=datetime(until.year, until.month, until.day, tzinfo=UTC) if until else None,
     )
-    headline = aggregates.headline()
-    intents = aggregates.intents(where)
-    responses = aggregates.responses(where)
+    headline = figures.headline()
+    intents = figures.intents(where)
+    responses = figures.responses(where)
     rows: list[Row] = [
         ("period", "since", since.isoformat() if since else ""),
         ("period", "until", until.isoformat() if until else ""),
@@ -49,7 +50,7 @@ def report_rows(aggregates: Aggregates, since: date | None, until: date | None) 
         ("responses", "response_rate", round(responses.response_rate, 4)),
         ("responses", "median_response_seconds", responses.median_response_seconds),
     ]
-    for booth in aggregates.booths():
+    for booth in figures.booths():
         key = f"{booth.fair_id}/{booth.booth_type}"
         rows += [
             ("booths", f"{key}/quota", booth.quota),
@@ -58,7 +59,7 @@ def report_rows(aggregates: Aggregates, since: date | None, until: date | None) 
             ("booths", f"{key}/waitlisted", booth.waitlisted),
             ("booths", f"{key}/withdrawn", booth.withdrawn),
         ]
-    for warehouse in aggregates.warehouses(datetime.now(UTC).date()):
+    for warehouse in figures.warehouses(datetime.now(UTC).date()):
         rows += [
             ("warehouses", f"{warehouse.country}/capacity_pallets", warehouse.capacity_pallets),
             ("warehouses", f"{warehouse.country}/reserved_pallets", warehouse.reserved_pallets),

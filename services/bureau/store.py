@@ -1,5 +1,5 @@
 """The bureau's own MongoDB: a journal of every event applied and, now and then, a
-snapshot of the aggregates with the journal position it covers.
+snapshot of the figures with the journal position it covers.
 
 Each batch's events are appended to the journal before Faust may commit the batch's
 offsets, so nothing acknowledged to Kafka is ever lost; the snapshot (several MB at
@@ -21,7 +21,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
 
-from bureau.aggregates import Aggregates
+from bureau.figures import BureauFigures
 from runtime.adapters.events import decode_envelope
 
 log = logging.getLogger(__name__)
@@ -47,24 +47,31 @@ class BureauStore:
         self._snapshot_seq = 0
         self._snapshot_at = 0.0
 
-    async def load(self) -> Aggregates:
-        """The state as of the last event journaled, or an empty one on first start."""
+    async def load(self) -> BureauFigures:
+        """The figures as of the last event journaled, or empty ones on first start."""
         await self._db[JOURNAL].create_index([("seq", ASCENDING)])
         doc = await self._db[SNAPSHOTS].find_one({"_id": LIVE})
-        covered = doc["journal_seq"] if doc else 0
-        if doc is None:
-            aggregates = Aggregates()
-        else:
-            ids = self._db[JOURNAL].find({"seq": {"$lte": covered}}, {"_id": 1})
-            aggregates = Aggregates.restore(doc["state"], [d["_id"] async for d in ids])
+        covered, figures = 0, BureauFigures()
+        if doc is not None:
+            ids = self._db[JOURNAL].find({"seq": {"$lte": doc["journal_seq"]}}, {"_id": 1})
+            try:
+                figures = BureauFigures.restore(doc["state"], [d["_id"] async for d in ids])
+                covered = doc["journal_seq"]
+            except ValueError as error:
+                # A snapshot this version cannot read (an earlier format): the journal
+                # holds every event it was taken of, so the figures are rebuilt from it.
+                log.warning(
+                    "snapshot unreadable, rebuilding the figures from the journal",
+                    extra={"error": str(error)},
+                )
         newer = self._db[JOURNAL].find({"seq": {"$gt": covered}}).sort("seq", ASCENDING)
         async for entry in newer:
-            aggregates.apply(decode_envelope(bytes(entry["envelope"])))
+            figures.apply(decode_envelope(bytes(entry["envelope"])))
         last = await self._db[JOURNAL].find_one({}, {"seq": 1}, sort=[("seq", DESCENDING)])
         self._journal_seq = last["seq"] if last else 0
         self._snapshot_seq = covered
         self._snapshot_at = time.monotonic()
-        return aggregates
+        return figures
 
     async def append(self, entries: Sequence[Entry]) -> None:
         """Make a batch's applied events durable; retries until it sticks, because the
@@ -84,13 +91,13 @@ class BureauStore:
             if any(e["code"] != DUPLICATE_KEY for e in error.details["writeErrors"]):
                 raise
 
-    async def snapshot(self, aggregates: Aggregates, *, force: bool = False) -> None:
+    async def snapshot(self, figures: BureauFigures, *, force: bool = False) -> None:
         """Rewrite the snapshot when it is due (or forced) and the journal moved."""
         due = time.monotonic() - self._snapshot_at >= self._snapshot_every
         if self._journal_seq == self._snapshot_seq or not (due or force):
             return
         document = {
-            "state": aggregates.snapshot(),
+            "state": figures.snapshot(),
             "journal_seq": self._journal_seq,
             "saved_at": datetime.now(UTC),
         }

@@ -1,13 +1,13 @@
 """The bureau's stream processing: one Faust agent over every domain topic.
 
-Exactness does not rest on Faust's table changelogs (the embedded broker's ListOffsets
-answer makes their recovery drop the tail; see ARCHITECTURE.md), nor on offsets.
-Each batch is applied to the aggregates, which skip any event_id already applied,
-and the events it applied are journaled in MongoDB (see bureau.store). Faust
-acknowledges a batch only after that, so its committed offsets never run ahead of
-what a restart restores; whatever is delivered again (a lagging commit, a relay that
-published twice, a fresh in-memory broker fed again from the outboxes) is recognised
-by its event_id.
+Exactness does not rest on Faust's table changelogs (see bureau's package docstring for
+why), nor on offsets. Each batch is applied to the figures, whose dispatcher skips any
+event_id already applied, and the events it applied are journaled in MongoDB (see
+bureau.store). Faust acknowledges a batch only after that, so its committed offsets
+never run ahead of what a restart restores; whatever is delivered again (a lagging
+commit, a relay that published twice, a fresh in-memory broker fed again from the
+outboxes) is recognised by its event_id. An event the bureau cannot read is skipped
+(counted, not journaled); a record that is no envelope at all is dead-lettered.
 Offsets are deliberately not part of the state: they mean nothing on a new broker."""
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def build_stream_app(
             for event in events:
                 try:
                     envelope = decode_envelope(event.value)
-                    if live.aggregates.apply(envelope):
+                    if live.figures.apply(envelope):
                         applied.append((envelope.event_id, event.value))
                 except Exception as error:
                     await _dead_letter(send, event, error)
@@ -83,7 +83,7 @@ def build_stream_app(
                 continue
             await live.changed()
             await store.append(applied)
-            await store.snapshot(live.aggregates)
+            await store.snapshot(live.figures)
             # The stats topic is compacted on this key: it keeps the latest headline.
             await send(BUREAU_STATS.name, b"headline", encode_headline(), [])
 

@@ -36,14 +36,14 @@ def build_web_app(live: LiveStats) -> web.Application:
         return web.Response(body=page, content_type="text/html", charset="utf-8")
 
     async def stats(_: web.Request) -> web.Response:
-        return web.json_response(headline_json(live.aggregates.headline()))
+        return web.json_response(headline_json(live.figures.headline()))
 
     async def figures(_: web.Request) -> web.Response:
-        return web.json_response(dashboard_json(live.aggregates))
+        return web.json_response(dashboard_json(live.figures))
 
     async def report(request: web.Request) -> web.Response:
         since, until = _period(request)
-        rows = report_rows(live.aggregates, since, until)
+        rows = report_rows(live.figures, since, until)
         extension = request.match_info["format"]
         name = f"chuhai-report-{since or 'start'}-{until or 'now'}.{extension}"
         if extension == "xlsx":

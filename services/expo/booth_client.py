@@ -3,31 +3,24 @@ holds a booth at a fair."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import grpc
 
 from chuhai.booth.v1 import booth_service_pb2 as pb
 from chuhai.booth.v1 import booth_service_pb2_grpc as pb_grpc
+from expo.domain import BoothStanding
 from runtime.kernel.errors import FailedPrecondition, NotFound, Unavailable
 
 # Each call gets this long, retries included (the channel retries UNAVAILABLE).
 CALL_DEADLINE_SECONDS = 3.0
 
 
-@dataclass(frozen=True)
-class ExhibitorCheck:
-    name: str
-    industry: str
-    has_booth: bool
-    booth_number: str
-
-
 class BoothDirectory:
+    """handlers.BoothDirectory over gRPC."""
+
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = pb_grpc.BoothServiceStub(channel)
 
-    async def check_exhibitor(self, credit_code: str, fair_id: str) -> ExhibitorCheck:
+    async def check_exhibitor(self, credit_code: str, fair_id: str) -> BoothStanding:
         """The exporter's name and industry, and its booth at the fair if it has one."""
         try:
             exporter = await self._stub.GetExporter(
@@ -39,7 +32,7 @@ class BoothDirectory:
             )
         except grpc.aio.AioRpcError as error:
             raise _translate(error, credit_code, fair_id) from error
-        return ExhibitorCheck(
+        return BoothStanding(
             name=exporter.exporter.name,
             industry=exporter.exporter.industry,
             has_booth=status.exhibitor,

@@ -1,497 +1,273 @@
-"""The expo service's use cases, each inside one transaction with its events."""
+"""The expo service's use cases. Each mutating one runs in one unit of work: it loads
+through the store, lets the domain decide, saves, and records the domain's events.
+Reads take the store alone."""
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import Protocol
 
-from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
-
-from chuhai.expo.v1 import events_pb2 as events
-from expo.documents import (
-    Document,
-    edition_message,
-    exhibitor_message,
-    intent_message,
-    product_message,
-)
 from expo.domain import (
     OPEN_STATES,
+    Answer,
+    BoothStanding,
+    Buyer,
+    BuyerDraft,
+    Edition,
+    Exhibitor,
+    Intent,
+    IntentDraft,
     IntentKind,
-    IntentState,
-    IntentTerms,
-    ResponseKind,
-    after_response,
-    rate_window,
-    rfq_recipients,
-    state_at_deadline,
+    IntentQuery,
+    JoinRequest,
+    NewEdition,
+    Product,
+    ProductDraft,
+    ProductQuery,
+    RateLimit,
+    Visit,
+    new_id,
+    visit_event_id,
 )
-from runtime.adapters import topics
-from runtime.adapters.outbox import Transaction
-from runtime.kernel.errors import (
-    AlreadyExists,
-    FailedPrecondition,
-    FieldViolation,
-    InvalidArgument,
-    NotFound,
-    ResourceExhausted,
-)
+from expo.storage import ExpoStore
+from runtime.adapters.pagination import PageRequest
+from runtime.adapters.unit_of_work import UnitOfWork
+from runtime.kernel.errors import NotFound
 from runtime.kernel.standards import hs_heading
 
-EDITIONS = "editions"
-EXHIBITORS = "exhibitors"
-PRODUCTS = "products"
-BUYERS = "buyers"
-INTENTS = "intents"
-INTENT_RATE = "intent_rate"
-
-DRAFT, OPEN, CLOSED = 1, 2, 3
-_VISIT_NAMESPACE = uuid.UUID("5d0b7c52-4c1e-4d5a-9f0e-6b1f3e0a2c11")
+# Intents one expiry sweep settles at most, per open state.
+EXPIRY_BATCH = 200
 
 
-async def ensure_indexes(db: Any) -> None:
-    await db[EXHIBITORS].create_index([("edition_id", ASCENDING), ("credit_code", ASCENDING)])
-    await db[PRODUCTS].create_index([("edition_id", ASCENDING), ("hs_heading", ASCENDING)])
-    await db[PRODUCTS].create_index([("edition_id", ASCENDING), ("credit_code", ASCENDING)])
-    await db[INTENTS].create_index([("state", ASCENDING), ("deadline", ASCENDING)])
-    await db[INTENTS].create_index([("buyer_id", ASCENDING), ("recipients", ASCENDING)])
-    await db[INTENTS].create_index([("edition_id", ASCENDING), ("_id", ASCENDING)])
+class BoothDirectory(Protocol):
+    """The booth service, as the expo asks it about exhibitors."""
+
+    async def check_exhibitor(self, credit_code: str, fair_id: str) -> BoothStanding: ...
 
 
-def exhibitor_id(edition_id: str, credit_code: str) -> str:
-    return f"{edition_id}:{credit_code}"
-
-
-async def load_edition(tx: Transaction, edition_id: str) -> Document:
-    doc = await tx.db[EDITIONS].find_one({"_id": edition_id}, session=tx.session)
-    if doc is None:
+async def _edition(store: ExpoStore, edition_id: str) -> Edition:
+    edition = await store.edition(edition_id)
+    if edition is None:
         raise NotFound(f"no expo edition {edition_id!r}")
-    return doc
+    return edition
 
 
-# Editions ------------------------------------------------------------------------------
+async def _exhibitor(store: ExpoStore, edition_id: str, credit_code: str) -> Exhibitor:
+    exhibitor = await store.exhibitor(edition_id, credit_code)
+    if exhibitor is None:
+        raise NotFound(f"{credit_code} is not an exhibitor of expo edition {edition_id}")
+    return exhibitor
 
 
-async def create_edition(tx: Transaction, edition: Document) -> Document:
-    doc = {**edition, "status": DRAFT}
-    try:
-        await tx.db[EDITIONS].insert_one(doc, session=tx.session)
-    except DuplicateKeyError as error:
-        raise AlreadyExists(f"expo edition {edition['_id']} already exists") from error
-    return doc
+async def _buyer(store: ExpoStore, buyer_id: str) -> Buyer:
+    buyer = await store.buyer(buyer_id)
+    if buyer is None:
+        raise NotFound(f"no buyer {buyer_id!r}")
+    return buyer
 
 
-async def set_edition_status(tx: Transaction, edition_id: str, target: int) -> Document:
-    doc = await load_edition(tx, edition_id)
-    allowed = {OPEN: {DRAFT, CLOSED}, CLOSED: {OPEN}}[target]
-    if doc["status"] not in allowed:
-        verb = "opened" if target == OPEN else "closed"
-        raise FailedPrecondition(f"expo edition {edition_id} cannot be {verb} now")
-    doc = await tx.db[EDITIONS].find_one_and_update(
-        {"_id": edition_id},
-        {"$set": {"status": target}},
-        return_document=ReturnDocument.AFTER,
-        session=tx.session,
-    )
-    if target == OPEN:
-        event: Any = events.ExpoOpened(edition=edition_message(doc))
-    else:
-        event = events.ExpoClosed(edition_id=edition_id)
-    await tx.record(topics.EXPO_EDITIONS, event, aggregate_id=edition_id)
-    return doc
+async def _intent(store: ExpoStore, intent_id: str) -> Intent:
+    intent = await store.intent(intent_id)
+    if intent is None:
+        raise NotFound(f"no intent {intent_id!r}")
+    return intent
 
 
-# Exhibitors and showrooms ----------------------------------------------------------------
+# Editions ----------------------------------------------------------------------------------
+
+
+async def create_edition(uow: UnitOfWork[ExpoStore], command: NewEdition) -> Edition:
+    edition = Edition.create(command)
+    await uow.store.add_edition(edition)
+    return edition
+
+
+async def open_edition(uow: UnitOfWork[ExpoStore], edition_id: str) -> Edition:
+    edition = await _edition(uow.store, edition_id)
+    opened, event = edition.open()
+    await uow.store.save_edition_status(opened, expected=edition.status)
+    uow.record(event)
+    return opened
+
+
+async def close_edition(uow: UnitOfWork[ExpoStore], edition_id: str) -> Edition:
+    edition = await _edition(uow.store, edition_id)
+    closed, event = edition.close()
+    await uow.store.save_edition_status(closed, expected=edition.status)
+    uow.record(event)
+    return closed
+
+
+@dataclass(frozen=True)
+class EditionSummary:
+    edition: Edition
+    exhibitors: int
+
+
+async def get_edition(store: ExpoStore, edition_id: str) -> EditionSummary:
+    edition = await _edition(store, edition_id)
+    return EditionSummary(edition, await store.count_exhibitors(edition_id))
+
+
+# Exhibitors and showrooms ------------------------------------------------------------------
+
+
+async def booth_standing(
+    store: ExpoStore, booth: BoothDirectory, command: JoinRequest
+) -> BoothStanding:
+    """What the booth service says of the exporter at the edition's fair: asked before
+    joining's transaction, so that while the booth service is down nothing is written."""
+    edition = await _edition(store, command.edition_id)
+    edition.ensure_not_closed()
+    return await booth.check_exhibitor(command.credit_code, edition.fair_id)
 
 
 async def join_edition(
-    tx: Transaction,
-    edition: Document,
-    credit_code: str,
-    name: str,
-    industry: str,
-    kind: int,
-    booth_number: str,
-    now: datetime,
-) -> Document:
-    doc = {
-        "_id": exhibitor_id(edition["_id"], credit_code),
-        "edition_id": edition["_id"],
-        "credit_code": credit_code,
-        "name": name,
-        "industry": industry,
-        "kind": kind,
-        "booth_number": booth_number,
-        "joined_at": now,
-    }
-    try:
-        await tx.db[EXHIBITORS].insert_one(doc, session=tx.session)
-    except DuplicateKeyError as error:
-        raise AlreadyExists(
-            f"{credit_code} already exhibits at expo edition {edition['_id']}"
-        ) from error
-    await tx.record(
-        topics.EXPO_EXHIBITORS,
-        events.ExhibitorJoined(exhibitor=exhibitor_message(doc)),
-        aggregate_id=doc["_id"],
-    )
-    return doc
+    uow: UnitOfWork[ExpoStore], command: JoinRequest, standing: BoothStanding
+) -> Exhibitor:
+    """``standing`` is booth_standing's answer for this command."""
+    edition = await _edition(uow.store, command.edition_id)
+    exhibitor, event = edition.admit(command.credit_code, standing, uow.now)
+    await uow.store.add_exhibitor(exhibitor)
+    uow.record(event)
+    return exhibitor
 
 
-async def load_exhibitor(tx: Transaction, edition_id: str, credit_code: str) -> Document:
-    doc = await tx.db[EXHIBITORS].find_one(
-        {"_id": exhibitor_id(edition_id, credit_code)}, session=tx.session
-    )
-    if doc is None:
-        raise NotFound(f"{credit_code} is not an exhibitor of expo edition {edition_id}")
-    return doc
+async def list_exhibitors(
+    store: ExpoStore, edition_id: str, page: PageRequest
+) -> tuple[list[Exhibitor], str]:
+    return await store.list_exhibitors(edition_id, page)
 
 
-async def publish_product(tx: Transaction, product: Document) -> Document:
-    edition = await load_edition(tx, product["edition_id"])
-    if edition["status"] == CLOSED:
-        raise FailedPrecondition(f"expo edition {edition['_id']} is closed")
-    await load_exhibitor(tx, product["edition_id"], product["credit_code"])
-    doc = {**product, "_id": uuid.uuid4().hex, "hs_heading": hs_heading(product["hs_code"])}
-    await tx.db[PRODUCTS].insert_one(doc, session=tx.session)
-    await tx.record(
-        topics.EXPO_EXHIBITORS,
-        events.ProductListed(product=product_message(doc)),
-        aggregate_id=exhibitor_id(doc["edition_id"], doc["credit_code"]),
-    )
-    return doc
+async def publish_product(uow: UnitOfWork[ExpoStore], draft: ProductDraft) -> Product:
+    edition = await _edition(uow.store, draft.edition_id)
+    edition.ensure_not_closed()
+    exhibitor = await _exhibitor(uow.store, draft.edition_id, draft.credit_code)
+    product, event = exhibitor.list_product(draft, new_id())
+    await uow.store.add_product(product)
+    uow.record(event)
+    return product
 
 
-# Buyers and visits ------------------------------------------------------------------------
+async def list_products(
+    store: ExpoStore, query: ProductQuery, page: PageRequest
+) -> tuple[list[Product], str]:
+    return await store.list_products(query, page)
 
 
-async def register_buyers(tx: Transaction, buyers: list[Document]) -> list[Document]:
-    docs = [{**buyer, "_id": uuid.uuid4().hex} for buyer in buyers]
-    await tx.db[BUYERS].insert_many(docs, session=tx.session)
-    for doc in docs:
-        await tx.record(
-            topics.EXPO_BUYERS,
-            events.BuyerRegistered(
-                buyer_id=doc["_id"],
-                company=doc["company"],
-                country=doc["country"],
-                buyer_type=doc["buyer_type"],
-            ),
-            aggregate_id=doc["_id"],
-        )
-    return docs
+# Buyers and visits -------------------------------------------------------------------------
 
 
-async def may_see_contact(db: Any, buyer_id: str, viewer_credit_code: str) -> bool:
-    """Only an exhibitor the buyer addressed (an intent reached it) sees the contact."""
-    if not viewer_credit_code:
-        return False
-    return (
-        await db[INTENTS].count_documents(
-            {"buyer_id": buyer_id, "recipients": viewer_credit_code}, limit=1
-        )
-        > 0
-    )
+async def register_buyers(uow: UnitOfWork[ExpoStore], drafts: Sequence[BuyerDraft]) -> list[Buyer]:
+    """All or none, in the order given."""
+    registered = [Buyer.register(draft, new_id(), uow.now) for draft in drafts]
+    buyers = [buyer for buyer, _ in registered]
+    await uow.store.add_buyers(buyers)
+    uow.record(*(event for _, event in registered))
+    return buyers
 
 
-@dataclass(frozen=True)
-class VisitInput:
-    visit_id: str
-    buyer_id: str
-    credit_code: str
-    product_id: str
+async def get_buyer(store: ExpoStore, buyer_id: str, viewer_credit_code: str) -> Buyer:
+    """The buyer as ``viewer_credit_code`` (an exhibitor, or empty) may see it."""
+    buyer = await _buyer(store, buyer_id)
+    addressed = bool(viewer_credit_code) and await store.has_addressed(buyer_id, viewer_credit_code)
+    return buyer.seen_by(viewer_credit_code, addressed=addressed)
 
 
 async def record_visits(
-    tx: Transaction, edition_id: str, visits: list[VisitInput], now: datetime
+    uow: UnitOfWork[ExpoStore], edition_id: str, visits: Sequence[Visit]
 ) -> int:
-    edition = await load_edition(tx, edition_id)
-    if edition["status"] != OPEN:
-        raise FailedPrecondition(f"expo edition {edition_id} is not open")
-    # A visit's event id derives from the client's visit id: the outbox itself tells
-    # which visits were recorded before, with no second write per visit.
-    keys = [visit_event_id(edition_id, v.visit_id) for v in visits]
-    seen = await tx.already_recorded(keys)
-    buyers = {
-        d["_id"]: d["country"]
-        async for d in tx.db[BUYERS].find(
-            {"_id": {"$in": sorted({v.buyer_id for v in visits})}}, session=tx.session
-        )
-    }
-    exhibitors = {
-        d["credit_code"]
-        async for d in tx.db[EXHIBITORS].find(
-            {"_id": {"$in": sorted({exhibitor_id(edition_id, v.credit_code) for v in visits})}},
-            session=tx.session,
-        )
-    }
-    fresh: list[tuple[str, VisitInput]] = []
-    for index, (key, visit) in enumerate(zip(keys, visits, strict=True)):
-        if visit.buyer_id not in buyers:
-            raise InvalidArgument(FieldViolation(f"visits[{index}].buyer_id", "unknown buyer"))
-        if visit.credit_code not in exhibitors:
-            raise InvalidArgument(
-                FieldViolation(f"visits[{index}].credit_code", "not an exhibitor of this edition")
-            )
-        if key not in seen:
-            seen.add(key)
-            fresh.append((key, visit))
-    for key, visit in fresh:
-        event = events.ExhibitorVisited(
-            visit_id=visit.visit_id,
-            edition_id=edition_id,
-            buyer_id=visit.buyer_id,
-            buyer_country=buyers[visit.buyer_id],
-            credit_code=visit.credit_code,
-            product_id=visit.product_id,
-        )
-        event.visited_at.FromDatetime(now)
-        await tx.record(topics.EXPO_VISITS, event, aggregate_id=visit.buyer_id, event_id=key)
-    return len(fresh)
-
-
-def visit_event_id(edition_id: str, visit_id: str) -> str:
-    return str(uuid.uuid5(_VISIT_NAMESPACE, f"{edition_id}:{visit_id}"))
-
-
-# Intents ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IntentRequest:
-    edition_id: str
-    buyer_id: str
-    kind: IntentKind
-    exhibitor_credit_code: str
-    product_id: str
-    terms: IntentTerms
-    target_price: Document | None
-    incoterm: int
-    destination_port: str
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    intents: int
-    window: timedelta
-
-
-async def _take_rate_slot(tx: Transaction, buyer_id: str, limit: RateLimit, now: datetime) -> None:
-    key = f"{buyer_id}:{rate_window(now, limit.window)}"
-    slot = await tx.db[INTENT_RATE].find_one_and_update(
-        {"_id": key},
-        {"$inc": {"n": 1}, "$setOnInsert": {"window_start": now}},
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-        session=tx.session,
+    """How many of the visits were new (a visit reported before is not recorded again)."""
+    edition = await _edition(uow.store, edition_id)
+    recorded = await uow.already_recorded([visit_event_id(edition_id, v.visit_id) for v in visits])
+    countries = await uow.store.buyer_countries(v.buyer_id for v in visits)
+    exhibitors = await uow.store.exhibitors(edition_id, (v.credit_code for v in visits))
+    events = edition.receive_visits(
+        visits,
+        buyer_countries=countries,
+        exhibitors={e.credit_code for e in exhibitors},
+        recorded=recorded,
+        now=uow.now,
     )
-    if slot["n"] > limit.intents:
-        raise ResourceExhausted(
-            f"buyer {buyer_id} may submit {limit.intents} intents per "
-            f"{int(limit.window.total_seconds())} s; try again later"
-        )
+    uow.record(*events)
+    return len(events)
 
 
-async def submit_intent(
-    tx: Transaction, request: IntentRequest, limit: RateLimit, now: datetime
-) -> Document:
-    edition = await load_edition(tx, request.edition_id)
-    if edition["status"] != OPEN:
-        raise FailedPrecondition(f"expo edition {request.edition_id} is not open")
-    buyer = await tx.db[BUYERS].find_one({"_id": request.buyer_id}, session=tx.session)
-    if buyer is None:
-        raise NotFound(f"no buyer {request.buyer_id!r}")
-    terms = request.terms
-    if request.kind == IntentKind.INQUIRY:
-        await load_exhibitor(tx, request.edition_id, request.exhibitor_credit_code)
-        if request.product_id:
-            product = await tx.db[PRODUCTS].find_one(
-                {"_id": request.product_id, "credit_code": request.exhibitor_credit_code},
-                session=tx.session,
-            )
-            if product is None:
-                raise NotFound(
-                    f"no product {request.product_id!r} in the showroom of "
-                    f"{request.exhibitor_credit_code}"
-                )
-        recipients = [request.exhibitor_credit_code]
+# Intents -----------------------------------------------------------------------------------
+
+
+async def submit_intent(uow: UnitOfWork[ExpoStore], draft: IntentDraft, limit: RateLimit) -> Intent:
+    """An inquiry reaches its exhibitor, an RFQ every exhibitor listing products under
+    its HS heading; an intent nobody would receive takes none of the buyer's rate."""
+    store = uow.store
+    edition = await _edition(store, draft.edition_id)
+    edition.ensure_open()
+    buyer = await _buyer(store, draft.buyer_id)
+    if draft.kind == IntentKind.INQUIRY:
+        exhibitor = await _exhibitor(store, draft.edition_id, draft.exhibitor_credit_code)
+        if draft.product_id:
+            exhibitor.ensure_shows(await store.product(draft.product_id), draft.product_id)
+        recipients = [exhibitor.credit_code]
     else:
-        listings = tx.db[PRODUCTS].find(
-            {"edition_id": request.edition_id, "hs_heading": hs_heading(terms.hs_code)},
-            {"credit_code": 1, "hs_code": 1},
-            session=tx.session,
-        )
-        recipients = rfq_recipients(
-            terms.hs_code, [(p["credit_code"], p["hs_code"]) async for p in listings]
-        )
-        if not recipients:
-            raise FailedPrecondition(
-                f"no exhibitor of {request.edition_id} lists products under HS heading "
-                f"{hs_heading(terms.hs_code)}"
-            )
-    await _take_rate_slot(tx, request.buyer_id, limit, now)
-    industries = sorted(
-        {
-            e["industry"]
-            async for e in tx.db[EXHIBITORS].find(
-                {"_id": {"$in": [exhibitor_id(request.edition_id, r) for r in recipients]}},
-                session=tx.session,
-            )
-            if e["industry"]
-        }
+        listings = await store.listings(draft.edition_id, hs_heading(draft.hs_code))
+        recipients = draft.rfq_recipients(listings)
+    slot = limit.slot(buyer.buyer_id, uow.now)
+    limit.admit(buyer.buyer_id, await store.take_rate_slot(slot, uow.now))
+    intent, events = Intent.submit(
+        draft,
+        intent_id=new_id(),
+        buyer=buyer,
+        recipients=recipients,
+        reached=await store.exhibitors(draft.edition_id, recipients),
+        now=uow.now,
     )
-    doc = {
-        "_id": uuid.uuid4().hex,
-        "edition_id": request.edition_id,
-        "buyer_id": request.buyer_id,
-        "buyer_country": buyer["country"],
-        "kind": int(request.kind),
-        "exhibitor_credit_code": request.exhibitor_credit_code,
-        "product_id": request.product_id,
-        "hs_code": terms.hs_code,
-        "quantity": terms.quantity,
-        "unit": terms.unit,
-        "target_price": request.target_price,
-        "incoterm": request.incoterm,
-        "destination_country": terms.destination_country,
-        "destination_port": request.destination_port,
-        "deadline": terms.deadline,
-        "max_quotes": terms.max_quotes,
-        "state": int(IntentState.MATCHED),
-        "recipients": recipients,
-        "responses": [],
-        "submitted_at": now,
-    }
-    await tx.db[INTENTS].insert_one(doc, session=tx.session)
-    submitted = events.IntentSubmitted(
-        intent_id=doc["_id"],
-        edition_id=doc["edition_id"],
-        buyer_id=doc["buyer_id"],
-        buyer_country=doc["buyer_country"],
-        kind=doc["kind"],
-        hs_code=doc["hs_code"],
-        quantity=doc["quantity"],
-        unit=doc["unit"],
-        incoterm=doc["incoterm"],
-        destination_country=doc["destination_country"],
-        industries=industries,
-    )
-    message = intent_message(doc)
-    if message.HasField("target_price"):
-        submitted.target_price.CopyFrom(message.target_price)
-    submitted.deadline.CopyFrom(message.deadline)
-    await tx.record(topics.EXPO_INTENTS, submitted, aggregate_id=doc["_id"])
-    if request.kind == IntentKind.RFQ:
-        await tx.record(
-            topics.EXPO_INTENTS,
-            events.RfqMatched(
-                intent_id=doc["_id"], edition_id=doc["edition_id"], recipients=recipients
-            ),
-            aggregate_id=doc["_id"],
-        )
-    return doc
+    await store.add_intent(intent)
+    uow.record(*events)
+    return intent
 
 
-async def load_intent(tx: Transaction, intent_id: str) -> Document:
-    doc = await tx.db[INTENTS].find_one({"_id": intent_id}, session=tx.session)
-    if doc is None:
-        raise NotFound(f"no intent {intent_id!r}")
-    return doc
+async def respond_to_intent(uow: UnitOfWork[ExpoStore], answer: Answer) -> Intent:
+    intent = await _intent(uow.store, answer.intent_id)
+    answered, events = intent.respond(answer, uow.now)
+    await uow.store.save_intent(answered, expected=intent.state)
+    uow.record(*events)
+    return answered
 
 
-async def _finish(tx: Transaction, doc: Document, target: IntentState, reason: str) -> Document:
-    """Close or expire an open intent, with its event. ``doc`` was read in this
-    transaction; a concurrent change to it conflicts and retries the transaction (by
-    _id alone: SecantusDB plans _id plus other predicates as a collection scan)."""
-    updated = await tx.db[INTENTS].find_one_and_update(
-        {"_id": doc["_id"]},
-        {"$set": {"state": int(target), "finished_reason": reason}},
-        return_document=ReturnDocument.AFTER,
-        session=tx.session,
-    )
-    if target == IntentState.EXPIRED:
-        event: Any = events.IntentExpired(intent_id=doc["_id"], edition_id=doc["edition_id"])
-    else:
-        quotes = sum(1 for r in updated["responses"] if r["kind"] == int(ResponseKind.QUOTED))
-        event = events.IntentClosed(
-            intent_id=doc["_id"], edition_id=doc["edition_id"], quotes=quotes, reason=reason
-        )
-    await tx.record(topics.EXPO_INTENTS, event, aggregate_id=doc["_id"])
-    return updated
+async def close_intent(uow: UnitOfWork[ExpoStore], intent_id: str, buyer_id: str) -> Intent:
+    intent = await _intent(uow.store, intent_id)
+    closed, event = intent.close_by(buyer_id)
+    await uow.store.save_intent(closed, expected=intent.state)
+    uow.record(event)
+    return closed
 
 
-async def respond(
-    tx: Transaction, intent_id: str, credit_code: str, response: Document, now: datetime
-) -> Document:
-    doc = await load_intent(tx, intent_id)
-    state = IntentState(doc["state"])
-    if state in OPEN_STATES and doc["deadline"] <= now:
-        raise FailedPrecondition(f"intent {intent_id} passed its deadline")
-    kind = ResponseKind(response["kind"])
-    progress = after_response(
-        state,
-        doc["recipients"],
-        {r["credit_code"]: ResponseKind(r["kind"]) for r in doc["responses"]},
-        credit_code,
-        kind,
-        doc["max_quotes"],
-    )
-    entry = {
-        **response,
-        "credit_code": credit_code,
-        "responded_at": now,
-        "response_seconds": int((now - doc["submitted_at"]).total_seconds()),
-    }
-    # Closing by quotes is its own step below, so the intent passes through QUOTED.
-    stored_state = IntentState.QUOTED if progress.closed_by_quotes else progress.state
-    updated = await tx.db[INTENTS].find_one_and_update(
-        {"_id": intent_id},
-        {"$set": {"state": int(stored_state)}, "$push": {"responses": entry}},
-        return_document=ReturnDocument.AFTER,
-        session=tx.session,
-    )
-    answer = intent_message(updated).responses[-1]
-    if kind == ResponseKind.QUOTED:
-        await tx.record(
-            topics.EXPO_INTENTS,
-            events.QuoteSent(intent_id=intent_id, edition_id=doc["edition_id"], response=answer),
-            aggregate_id=intent_id,
-        )
-    else:
-        await tx.record(
-            topics.EXPO_INTENTS,
-            events.IntentDeclined(
-                intent_id=intent_id,
-                edition_id=doc["edition_id"],
-                response=answer,
-                all_declined=progress.all_declined,
-            ),
-            aggregate_id=intent_id,
-        )
-    if progress.closed_by_quotes:
-        updated = await _finish(tx, updated, IntentState.CLOSED, "max_quotes")
-    return updated
-
-
-async def close_by_buyer(tx: Transaction, intent_id: str, buyer_id: str) -> Document:
-    doc = await load_intent(tx, intent_id)
-    if doc["buyer_id"] != buyer_id:
-        raise FailedPrecondition(f"intent {intent_id} belongs to another buyer")
-    if IntentState(doc["state"]) not in OPEN_STATES:
-        raise FailedPrecondition(
-            f"intent {intent_id} is {IntentState(doc['state']).name.lower()} already"
-        )
-    return await _finish(tx, doc, IntentState.CLOSED, "buyer")
-
-
-async def expire_due(tx: Transaction, intent_id: str, now: datetime) -> bool:
-    """Close or expire one intent whose deadline passed; False if it needs nothing."""
-    doc = await load_intent(tx, intent_id)
-    state = IntentState(doc["state"])
-    if state not in OPEN_STATES or doc["deadline"] > now:
+async def settle_if_due(uow: UnitOfWork[ExpoStore], intent_id: str) -> bool:
+    """Close or expire the intent if its deadline passed; False if that was not needed
+    (or there is no such intent)."""
+    intent = await uow.store.intent(intent_id)
+    if intent is None:
         return False
-    await _finish(tx, doc, state_at_deadline(state), "deadline")
+    settled, events = intent.settle_if_due(uow.now)
+    if not events:
+        return False
+    await uow.store.save_intent(settled, expected=intent.state)
+    uow.record(*events)
     return True
+
+
+async def due_intents(store: ExpoStore, now: datetime) -> list[str]:
+    """Open intents past their deadline at ``now``, for settle_if_due one by one."""
+    return await store.due_intent_ids(OPEN_STATES, now, EXPIRY_BATCH)
+
+
+async def get_intent(store: ExpoStore, intent_id: str) -> Intent:
+    return await _intent(store, intent_id)
+
+
+async def list_intents(
+    store: ExpoStore, query: IntentQuery, page: PageRequest
+) -> tuple[list[Intent], str]:
+    return await store.list_intents(query, page)

@@ -7,10 +7,10 @@ import logging
 
 import grpc
 
-from chuhai.expo.v1 import expo_service_pb2 as expo_pb
 from chuhai.warehouse.v1 import resources_pb2 as warehouse_resources
 from chuhai.warehouse.v1 import warehouse_service_pb2 as pb
 from chuhai.warehouse.v1 import warehouse_service_pb2_grpc as pb_grpc
+from expo.domain import WarehouseHint
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class WarehouseDirectory:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = pb_grpc.WarehouseServiceStub(channel)
 
-    async def serving(self, country: str) -> list[expo_pb.WarehouseHint] | None:
+    async def serving(self, country: str) -> list[WarehouseHint] | None:
         """Active warehouses serving ``country``; None when the warehouse service could not
         answer in time (the hint is optional: an intent never fails for want of it)."""
         try:
@@ -42,12 +42,12 @@ class WarehouseDirectory:
             )
             return None
         return [
-            expo_pb.WarehouseHint(
+            WarehouseHint(
                 code=match.warehouse.code,
                 name=match.warehouse.profile.name,
                 country=match.warehouse.profile.country_code,
                 city=match.warehouse.profile.city,
-                services=[_service_name(s) for s in match.warehouse.profile.services],
+                services=tuple(_service_name(s) for s in match.warehouse.profile.services),
             )
             for match in reply.matches
         ]

@@ -1,8 +1,11 @@
 """The warehouse domain: the registry's rules and life cycle, booking periods, the
 availability arithmetic and search ranking. Pure Python: no gRPC, MongoDB or Kafka.
 
-Validation raises InvalidArgument naming every wrong field of a request at once; a
-refused state change raises FailedPrecondition with a message meant for the caller."""
+Commands are built from raw values with the kernel Validator, which collects every
+wrong field of a request before one INVALID_ARGUMENT names them all. The aggregates,
+Warehouse and Reservation, are immutable: an operation returns the new state and the
+past-tense events it caused; a refused change raises FailedPrecondition with a message
+meant for the caller."""
 
 from __future__ import annotations
 
@@ -14,12 +17,11 @@ from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
 
 from runtime.kernel.errors import FailedPrecondition, FieldViolation, InvalidArgument
-from runtime.kernel.standards import is_country
 from runtime.kernel.validation import Validator
 from warehouse.geo import GeoPoint, great_circle_km, validate_point
 
 CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,30}[A-Z0-9]$")
-DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+CODE_RULE = "must be 3 to 32 capital letters, digits and inner '-'"
 NAME_MAX_LENGTH = 200
 CITY_MAX_LENGTH = 100
 ADDRESS_MAX_LENGTH = 500
@@ -67,6 +69,9 @@ class ReservationStatus(enum.IntEnum):
     CANCELLED = 2
 
 
+# Values.
+
+
 @dataclass(frozen=True)
 class Space:
     """An amount of warehouse space in the two dimensions a warehouse sells."""
@@ -100,7 +105,23 @@ def free_of(capacity: Space, reserved: Space) -> Space:
 
 
 @dataclass(frozen=True)
+class Period:
+    """The days [start, end): the end date is the first day not included."""
+
+    start: date
+    end: date
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    def dates(self) -> list[date]:
+        return [self.start + timedelta(days=offset) for offset in range(self.days)]
+
+
+@dataclass(frozen=True)
 class Operator:
+    # An OperatorKind once validated; a request's draft may hold any number.
     kind: int
     name: str
     credit_code: str = ""
@@ -141,70 +162,84 @@ class WarehouseProfile:
 PROFILE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(WarehouseProfile))
 
 
+# Events: the facts the registry and the bookings announce, in the past tense.
+
+
 @dataclass(frozen=True)
-class Warehouse:
+class WarehouseRegistered:
     code: str
-    profile: WarehouseProfile
-    status: WarehouseStatus
-    suspension_reason: str
-    registered_at: datetime
-    updated_at: datetime
+    name: str
+    country_code: str
+    city: str
+    capacity: Space
+    services: tuple[LogisticsService, ...]
+    publicly_recognised: bool
 
 
 @dataclass(frozen=True)
-class Period:
-    """The days [start, end): the end date is the first day not included."""
+class WarehouseUpdated:
+    """The facts after the change, and the country and capacity before it."""
 
-    start: date
-    end: date
+    code: str
+    name: str
+    country_code: str
+    city: str
+    capacity: Space
+    services: tuple[LogisticsService, ...]
+    publicly_recognised: bool
+    changed_fields: tuple[str, ...]
+    previous_country_code: str
+    previous_capacity: Space
 
-    @property
-    def days(self) -> int:
-        return (self.end - self.start).days
 
-    def dates(self) -> list[date]:
-        return [self.start + timedelta(days=offset) for offset in range(self.days)]
+@dataclass(frozen=True)
+class WarehouseSuspended:
+    code: str
+    country_code: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class WarehouseReactivated:
+    code: str
+    country_code: str
+
+
+@dataclass(frozen=True)
+class CapacityReserved:
+    reservation_id: str
+    warehouse_code: str
+    country_code: str
+    exporter_credit_code: str
+    space: Space
+    period: Period
+
+
+@dataclass(frozen=True)
+class ReservationCancelled:
+    reservation_id: str
+    warehouse_code: str
+    country_code: str
+    exporter_credit_code: str
+    space: Space
+    period: Period
+    reason: str
 
 
 # Field validation. Each function records what is wrong in a Validator and returns the
-# normalised value, so a request learns about all its wrong fields at once.
+# normalised value (or a placeholder the caller never uses, since it raises first), so
+# a request learns about all its wrong fields at once.
 
 
-def validate_code(code: str, check: Validator, field: str = "code") -> str:
-    normalised = code.strip().upper()
-    check.require(
-        bool(CODE_PATTERN.match(normalised)),
-        field,
-        "must be 3 to 32 capital letters, digits and inner '-'",
-    )
-    return normalised
+def warehouse_code(value: str, check: Validator, field: str = "code") -> str:
+    return check.identifier(value.upper(), field, pattern=CODE_PATTERN, rule=CODE_RULE)
 
 
-def validate_country(code: str, check: Validator, field: str) -> str:
-    normalised = code.strip().upper()
-    check.require(
-        is_country(normalised), field, f"{code!r} is not an ISO 3166-1 alpha-2 country code"
-    )
-    return normalised
-
-
-def parse_date(text: str, check: Validator, field: str) -> date | None:
-    parsed = None
-    # fromisoformat alone also takes "20250701" and week dates; the API promises one form.
-    if DATE_PATTERN.match(text):
-        try:
-            parsed = date.fromisoformat(text)
-        except ValueError:
-            parsed = None
-    check.require(parsed is not None, field, "must be a date as YYYY-MM-DD")
-    return parsed
-
-
-def parse_period(
+def period(
     start_text: str, end_text: str, check: Validator, start_field: str, end_field: str
 ) -> Period | None:
-    start = parse_date(start_text, check, start_field)
-    end = parse_date(end_text, check, end_field)
+    start = check.date(start_text, start_field)
+    end = check.date(end_text, end_field)
     if start is None or end is None:
         return None
     if end <= start:
@@ -216,21 +251,20 @@ def parse_period(
     return Period(start, end)
 
 
-def _text(value: str, check: Validator, field: str, max_length: int) -> str:
-    text = value.strip()
-    check.require(bool(text), field, "is required")
-    check.require(len(text) <= max_length, field, f"at most {max_length} characters")
-    return text
+def reason(value: str, check: Validator, *, required: bool) -> str:
+    return check.text(value, "reason", required=required, max_length=REASON_MAX_LENGTH)
+
+
+def reservation_id(value: str, check: Validator) -> str:
+    return check.text(value, "reservation_id", max_length=RESERVATION_ID_MAX_LENGTH)
 
 
 def _services(values: Sequence[int], check: Validator, field: str) -> tuple[LogisticsService, ...]:
-    known: set[LogisticsService] = set()
-    for index, value in enumerate(values):
-        try:
-            known.add(LogisticsService(value))
-        except ValueError:
-            check.require(False, f"{field}[{index}]", "is not a service of the vocabulary")
-    return tuple(sorted(known))
+    known = {
+        check.member(value, LogisticsService, f"{field}[{index}]")
+        for index, value in enumerate(values)
+    }
+    return tuple(sorted(service for service in known if service is not None))
 
 
 def _space_bounds(space: Space, check: Validator, field: str) -> None:
@@ -252,17 +286,13 @@ def _space_bounds(space: Space, check: Validator, field: str) -> None:
 
 
 def _operator(operator: Operator, check: Validator, field: str) -> Operator:
-    check.require(
-        operator.kind in {kind.value for kind in OperatorKind},
-        f"{field}.kind",
-        "must be an exporter or a service firm",
-    )
-    name = _text(operator.name, check, f"{field}.name", NAME_MAX_LENGTH)
+    kind = check.member(operator.kind, OperatorKind, f"{field}.kind")
+    name = check.text(operator.name, f"{field}.name", max_length=NAME_MAX_LENGTH)
     credit_code = ""
     # An exporter is known by its credit code; a foreign service firm has none.
-    if operator.kind == OperatorKind.EXPORTER or operator.credit_code.strip():
+    if kind == OperatorKind.EXPORTER or operator.credit_code.strip():
         credit_code = check.credit_code(operator.credit_code, f"{field}.credit_code")
-    return Operator(operator.kind, name, credit_code)
+    return Operator(operator.kind if kind is None else kind, name, credit_code)
 
 
 def _recognition(
@@ -270,8 +300,8 @@ def _recognition(
 ) -> PublicRecognition | None:
     if recognition is None:
         return None
-    by = _text(recognition.recognised_by, check, f"{field}.recognised_by", NAME_MAX_LENGTH)
-    since = parse_date(recognition.since, check, f"{field}.since")
+    by = check.text(recognition.recognised_by, f"{field}.recognised_by", max_length=NAME_MAX_LENGTH)
+    since = check.date(recognition.since, f"{field}.since")
     if since is not None:
         check.require(since <= today, f"{field}.since", "must not be in the future")
     return PublicRecognition(by, recognition.since)
@@ -281,7 +311,7 @@ def validate_profile(
     draft: WarehouseProfile, today: date, check: Validator, prefix: str = "profile"
 ) -> WarehouseProfile:
     """Normalise an operator's description, recording every problem in ``check``."""
-    country = validate_country(draft.country_code, check, f"{prefix}.country_code")
+    country = check.country(draft.country_code, f"{prefix}.country_code")
     check.require(
         math.isfinite(draft.area_m2) and 0 < draft.area_m2 <= MAX_AREA_M2,
         f"{prefix}.area_m2",
@@ -290,15 +320,15 @@ def validate_profile(
     _space_bounds(draft.capacity, check, f"{prefix}.capacity")
     check.require(bool(draft.services), f"{prefix}.services", "name at least one service")
     delivery = {
-        validate_country(code, check, f"{prefix}.delivery_countries[{index}]")
+        check.country(code, f"{prefix}.delivery_countries[{index}]")
         for index, code in enumerate(draft.delivery_countries)
     }
     return WarehouseProfile(
-        name=_text(draft.name, check, f"{prefix}.name", NAME_MAX_LENGTH),
+        name=check.text(draft.name, f"{prefix}.name", max_length=NAME_MAX_LENGTH),
         operator=_operator(draft.operator, check, f"{prefix}.operator"),
         country_code=country,
-        city=_text(draft.city, check, f"{prefix}.city", CITY_MAX_LENGTH),
-        address=_text(draft.address, check, f"{prefix}.address", ADDRESS_MAX_LENGTH),
+        city=check.text(draft.city, f"{prefix}.city", max_length=CITY_MAX_LENGTH),
+        address=check.text(draft.address, f"{prefix}.address", max_length=ADDRESS_MAX_LENGTH),
         location=validate_point(draft.location, check, f"{prefix}.location"),
         area_m2=draft.area_m2,
         capacity=draft.capacity,
@@ -309,50 +339,114 @@ def validate_profile(
     )
 
 
-def lookup_code(code: str, field: str = "code") -> str:
-    """A warehouse code to look up; INVALID_ARGUMENT when it cannot be one."""
-    check = Validator()
-    normalised = validate_code(code, check, field)
-    check.raise_if_invalid()
-    return normalised
+# Commands: what a request asks for, built by the functions below from raw values.
 
 
-def lookup_reservation_id(reservation_id: str) -> str:
-    check = Validator()
-    text = _text(reservation_id, check, "reservation_id", RESERVATION_ID_MAX_LENGTH)
-    check.raise_if_invalid()
-    return text
+@dataclass(frozen=True)
+class Registration:
+    code: str
+    profile: WarehouseProfile
 
 
-def lookup_period(start_date: str, end_date: str) -> Period:
-    """The period [start_date, end_date) of a query; INVALID_ARGUMENT when it is none."""
-    check = Validator()
-    period = parse_period(start_date, end_date, check, "start_date", "end_date")
-    check.raise_if_invalid()
-    # parse_period() returns None only after recording a violation: period is set here.
-    return period
+def registration(code: str, draft: WarehouseProfile, today: date, check: Validator) -> Registration:
+    """A registration is validated in full up front: its profile is all there is."""
+    return Registration(warehouse_code(code, check), validate_profile(draft, today, check))
 
 
-def validate_reason(reason: str, *, required: bool) -> str:
-    check = Validator()
-    text = reason.strip()
-    check.require(bool(text) or not required, "reason", "is required")
+@dataclass(frozen=True)
+class ProfileUpdate:
+    """Take the fields named in ``paths`` (every field when empty) from ``draft``. The
+    draft is validated once merged with the stored profile (Warehouse.update)."""
+
+    code: str
+    draft: WarehouseProfile
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Suspension:
+    code: str
+    reason: str
+
+
+def suspension(code: str, why: str, check: Validator) -> Suspension:
+    return Suspension(warehouse_code(code, check), reason(why, check, required=True))
+
+
+@dataclass(frozen=True)
+class Booking:
+    """A request to hold space on every day of a period."""
+
+    warehouse_code: str
+    exporter_credit_code: str
+    space: Space
+    period: Period
+
+    def require_start_not_past(self, today: date) -> None:
+        """Apart from the other checks because it must run after the idempotency lookup:
+        a retry arriving after midnight gets its first answer back, not a refusal."""
+        if self.period.start < today:
+            raise InvalidArgument(
+                FieldViolation(
+                    "start_date", f"must not be in the past (today is {today.isoformat()})"
+                )
+            )
+
+
+def booking(
+    code: str,
+    exporter_credit_code: str,
+    space: Space,
+    start_date: str,
+    end_date: str,
+    check: Validator,
+) -> Booking:
+    """Everything about a booking request that does not depend on the day it arrives;
+    see Booking.require_start_not_past() for the rest."""
+    code = warehouse_code(code, check, "warehouse_code")
+    exporter = check.credit_code(exporter_credit_code, "exporter_credit_code")
+    _space_bounds(space, check, "space")
+    held = period(start_date, end_date, check, "start_date", "end_date")
+    # The placeholder period stands only beside a violation: the caller raises then.
+    return Booking(code, exporter, space, held or Period(date.min, date.min))
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    reservation_id: str
+    reason: str
+
+
+def cancellation(reservation: str, why: str, check: Validator) -> Cancellation:
+    return Cancellation(reservation_id(reservation, check), reason(why, check, required=False))
+
+
+@dataclass(frozen=True)
+class ReservationFilter:
+    """Which reservations to list: of a warehouse, of an exporter, or both."""
+
+    warehouse_code: str
+    exporter_credit_code: str
+    status: ReservationStatus | None
+
+
+def reservation_filter(
+    code: str, exporter_credit_code: str, status: int, check: Validator
+) -> ReservationFilter:
+    # Listing every reservation of every warehouse is the bureau's job, from the events.
     check.require(
-        len(text) <= REASON_MAX_LENGTH, "reason", f"at most {REASON_MAX_LENGTH} characters"
+        bool(code.strip() or exporter_credit_code.strip()),
+        "warehouse_code",
+        "name a warehouse or an exporter_credit_code",
     )
-    check.raise_if_invalid()
-    return text
+    return ReservationFilter(
+        code.strip().upper(),
+        exporter_credit_code.strip().upper(),
+        check.member(status, ReservationStatus, "status", required=False),
+    )
 
 
-# The registry's life cycle.
-
-
-def register(code: str, draft: WarehouseProfile, today: date, now: datetime) -> Warehouse:
-    check = Validator()
-    code = validate_code(code, check)
-    profile = validate_profile(draft, today, check)
-    check.raise_if_invalid()
-    return Warehouse(code, profile, WarehouseStatus.ACTIVE, "", now, now)
+# The registry.
 
 
 @dataclass(frozen=True)
@@ -362,100 +456,171 @@ class ProfileChange:
     # Profile fields whose value changed; empty when the update changed nothing.
     changed_fields: tuple[str, ...]
 
-
-def update(
-    warehouse: Warehouse,
-    draft: WarehouseProfile,
-    mask: Sequence[str],
-    today: date,
-    now: datetime,
-) -> ProfileChange:
-    """Take the fields named in ``mask`` (every field for an empty mask) from ``draft``."""
-    check = Validator()
-    unknown = sorted(set(mask) - set(PROFILE_FIELDS))
-    check.require(
-        not unknown,
-        "update_mask",
-        f"unknown paths {', '.join(unknown)}; known: {', '.join(PROFILE_FIELDS)}",
-    )
-    paths = [path for path in mask if path in PROFILE_FIELDS] if mask else PROFILE_FIELDS
-    merged = replace(warehouse.profile, **{path: getattr(draft, path) for path in paths})
-    profile = validate_profile(merged, today, check)
-    check.raise_if_invalid()
-    before = warehouse.profile
-    changed = tuple(f for f in PROFILE_FIELDS if getattr(profile, f) != getattr(before, f))
-    updated = replace(warehouse, profile=profile, updated_at=now) if changed else warehouse
-    return ProfileChange(updated, before, changed)
+    @property
+    def events(self) -> tuple[WarehouseUpdated, ...]:
+        """An update that changed nothing announces nothing."""
+        if not self.changed_fields:
+            return ()
+        profile = self.warehouse.profile
+        return (
+            WarehouseUpdated(
+                code=self.warehouse.code,
+                name=profile.name,
+                country_code=profile.country_code,
+                city=profile.city,
+                capacity=profile.capacity,
+                services=_known_services(profile),
+                publicly_recognised=profile.recognition is not None,
+                changed_fields=self.changed_fields,
+                previous_country_code=self.previous.country_code,
+                previous_capacity=self.previous.capacity,
+            ),
+        )
 
 
-def require_capacity_covers(
-    code: str, capacity: Space, reserved_by_day: Mapping[date, Space]
-) -> None:
-    """Refuse a capacity below what a day already holds: those bookings were confirmed
-    and stand. ``reserved_by_day`` holds the days from today on."""
-    for day in sorted(reserved_by_day):
-        reserved = reserved_by_day[day]
-        if not reserved.within(capacity):
-            raise FailedPrecondition(
-                f"warehouse {code}: the new capacity of {capacity.describe()} is below the "
-                f"{reserved.describe()} already reserved on {day.isoformat()}"
-            )
-
-
-def suspend(warehouse: Warehouse, reason: str, now: datetime) -> Warehouse:
-    """Suspend for a reason validate_reason() accepted."""
-    if warehouse.status == WarehouseStatus.SUSPENDED:
-        raise FailedPrecondition(f"warehouse {warehouse.code} is already suspended")
-    return replace(
-        warehouse, status=WarehouseStatus.SUSPENDED, suspension_reason=reason, updated_at=now
-    )
-
-
-def reactivate(warehouse: Warehouse, now: datetime) -> Warehouse:
-    if warehouse.status == WarehouseStatus.ACTIVE:
-        raise FailedPrecondition(f"warehouse {warehouse.code} is active, not suspended")
-    return replace(warehouse, status=WarehouseStatus.ACTIVE, suspension_reason="", updated_at=now)
-
-
-# Bookings.
+def _known_services(profile: WarehouseProfile) -> tuple[LogisticsService, ...]:
+    return tuple(LogisticsService(service) for service in profile.services)
 
 
 @dataclass(frozen=True)
-class Booking:
-    """A validated request to hold space on every day of a period."""
+class Warehouse:
+    code: str
+    profile: WarehouseProfile
+    status: WarehouseStatus
+    suspension_reason: str
+    registered_at: datetime
+    updated_at: datetime
 
-    warehouse_code: str
-    exporter_credit_code: str
-    space: Space
-    period: Period
-
-
-def validate_booking(
-    warehouse_code: str,
-    exporter_credit_code: str,
-    space: Space,
-    start_date: str,
-    end_date: str,
-) -> Booking:
-    """Everything about a booking request that does not depend on the day it arrives;
-    see require_start_not_past() for the rest."""
-    check = Validator()
-    code = validate_code(warehouse_code, check, "warehouse_code")
-    exporter = check.credit_code(exporter_credit_code, "exporter_credit_code")
-    _space_bounds(space, check, "space")
-    period = parse_period(start_date, end_date, check, "start_date", "end_date")
-    check.raise_if_invalid()
-    # parse_period() returns None only after recording a violation: period is set here.
-    return Booking(code, exporter, space, period)
-
-
-def require_start_not_past(period: Period, today: date) -> None:
-    """Apart from validate_booking() because it must run after the idempotency lookup:
-    a retry arriving after midnight gets its first answer back, not a refusal."""
-    if period.start < today:
-        raise InvalidArgument(
-            FieldViolation("start_date", f"must not be in the past (today is {today.isoformat()})")
+    @classmethod
+    def register(
+        cls, command: Registration, now: datetime
+    ) -> tuple[Warehouse, tuple[WarehouseRegistered]]:
+        """A new warehouse takes bookings at once."""
+        warehouse = cls(command.code, command.profile, WarehouseStatus.ACTIVE, "", now, now)
+        profile = command.profile
+        registered = WarehouseRegistered(
+            code=command.code,
+            name=profile.name,
+            country_code=profile.country_code,
+            city=profile.city,
+            capacity=profile.capacity,
+            services=_known_services(profile),
+            publicly_recognised=profile.recognition is not None,
         )
+        return warehouse, (registered,)
+
+    def update(self, command: ProfileUpdate, now: datetime) -> ProfileChange:
+        """Merge the masked fields of the draft into the profile and validate the result,
+        naming every wrong field. See require_capacity_covers() for a new capacity."""
+        check = Validator()
+        unknown = sorted(set(command.paths) - set(PROFILE_FIELDS))
+        check.require(
+            not unknown,
+            "update_mask",
+            f"unknown paths {', '.join(unknown)}; known: {', '.join(PROFILE_FIELDS)}",
+        )
+        paths = (
+            [path for path in command.paths if path in PROFILE_FIELDS]
+            if command.paths
+            else PROFILE_FIELDS
+        )
+        merged = replace(self.profile, **{path: getattr(command.draft, path) for path in paths})
+        profile = validate_profile(merged, now.date(), check)
+        check.raise_if_invalid()
+        before = self.profile
+        changed = tuple(f for f in PROFILE_FIELDS if getattr(profile, f) != getattr(before, f))
+        updated = replace(self, profile=profile, updated_at=now) if changed else self
+        return ProfileChange(updated, before, changed)
+
+    def require_capacity_covers(self, reserved_by_day: Mapping[date, Space]) -> None:
+        """Refuse a capacity below what a day already holds: those bookings were confirmed
+        and stand. ``reserved_by_day`` holds the days from today on."""
+        capacity = self.profile.capacity
+        for day in sorted(reserved_by_day):
+            reserved = reserved_by_day[day]
+            if not reserved.within(capacity):
+                raise FailedPrecondition(
+                    f"warehouse {self.code}: the new capacity of {capacity.describe()} is "
+                    f"below the {reserved.describe()} already reserved on {day.isoformat()}"
+                )
+
+    def suspend(self, why: str, now: datetime) -> tuple[Warehouse, tuple[WarehouseSuspended]]:
+        """Suspend for a reason the Validator accepted; existing reservations stand."""
+        if self.status == WarehouseStatus.SUSPENDED:
+            raise FailedPrecondition(f"warehouse {self.code} is already suspended")
+        suspended = replace(
+            self, status=WarehouseStatus.SUSPENDED, suspension_reason=why, updated_at=now
+        )
+        return suspended, (WarehouseSuspended(self.code, self.profile.country_code, why),)
+
+    def reactivate(self, now: datetime) -> tuple[Warehouse, tuple[WarehouseReactivated]]:
+        if self.status == WarehouseStatus.ACTIVE:
+            raise FailedPrecondition(f"warehouse {self.code} is active, not suspended")
+        active = replace(self, status=WarehouseStatus.ACTIVE, suspension_reason="", updated_at=now)
+        return active, (WarehouseReactivated(self.code, self.profile.country_code),)
+
+    def require_bookable(self) -> None:
+        if self.status == WarehouseStatus.SUSPENDED:
+            raise FailedPrecondition(
+                f"warehouse {self.code} is suspended ({self.suspension_reason}) "
+                "and takes no bookings"
+            )
+
+    def reserve(
+        self,
+        reservation_id: str,
+        request: Booking,
+        reserved_by_day: Mapping[date, Space],
+        now: datetime,
+    ) -> tuple[Reservation, tuple[CapacityReserved]]:
+        """The reservation, when the warehouse takes bookings and has the space on every
+        day of the period given what ``reserved_by_day`` says those days hold."""
+        self.require_bookable()
+        shortfall = first_shortfall(
+            self.profile.capacity, reserved_by_day, request.period, request.space
+        )
+        if shortfall is not None:
+            raise FailedPrecondition(
+                f"not enough space in warehouse {self.code} {shortfall.describe()}"
+            )
+        reservation = Reservation(
+            reservation_id=reservation_id,
+            warehouse_code=self.code,
+            country_code=self.profile.country_code,
+            exporter_credit_code=request.exporter_credit_code,
+            space=request.space,
+            period=request.period,
+            status=ReservationStatus.CONFIRMED,
+            reserved_at=now,
+        )
+        reserved = CapacityReserved(
+            reservation_id=reservation_id,
+            warehouse_code=self.code,
+            country_code=reservation.country_code,
+            exporter_credit_code=reservation.exporter_credit_code,
+            space=reservation.space,
+            period=reservation.period,
+        )
+        return reservation, (reserved,)
+
+    def utilisation(self, reserved_by_day: Mapping[date, Space], days: Period) -> Utilisation:
+        capacity = self.profile.capacity
+        uses = []
+        for day in days.dates():
+            reserved = reserved_by_day.get(day, Space())
+            uses.append(
+                DayUse(
+                    day=day,
+                    reserved=reserved,
+                    free=free_of(capacity, reserved),
+                    pallet_ratio=_ratio(reserved.pallet_positions, capacity.pallet_positions),
+                    cubic_metre_ratio=_ratio(reserved.cubic_metres, capacity.cubic_metres),
+                )
+            )
+        return Utilisation(self.code, capacity, tuple(uses))
+
+
+# Bookings.
 
 
 @dataclass(frozen=True)
@@ -481,23 +646,15 @@ class Shortfall:
 
 
 def first_shortfall(
-    capacity: Space, reserved_by_day: Mapping[date, Space], period: Period, requested: Space
+    capacity: Space, reserved_by_day: Mapping[date, Space], days: Period, requested: Space
 ) -> Shortfall | None:
-    """The first day of ``period`` where ``requested`` on top of what is reserved would
+    """The first day of ``days`` where ``requested`` on top of what is reserved would
     exceed ``capacity``; None when it fits every day. A day absent holds nothing."""
-    for day in period.dates():
+    for day in days.dates():
         reserved = reserved_by_day.get(day, Space())
         if not (reserved + requested).within(capacity):
             return Shortfall(day, free_of(capacity, reserved), requested)
     return None
-
-
-def require_bookable(warehouse: Warehouse) -> None:
-    if warehouse.status == WarehouseStatus.SUSPENDED:
-        raise FailedPrecondition(
-            f"warehouse {warehouse.code} is suspended ({warehouse.suspension_reason}) "
-            "and takes no bookings"
-        )
 
 
 @dataclass(frozen=True)
@@ -513,52 +670,30 @@ class Reservation:
     cancelled_at: datetime | None = None
     cancellation_reason: str = ""
 
-
-def reserve(
-    reservation_id: str,
-    warehouse: Warehouse,
-    booking: Booking,
-    reserved_by_day: Mapping[date, Space],
-    now: datetime,
-) -> Reservation:
-    """The reservation, when the warehouse takes bookings and has the space every day."""
-    require_bookable(warehouse)
-    shortfall = first_shortfall(
-        warehouse.profile.capacity, reserved_by_day, booking.period, booking.space
-    )
-    if shortfall is not None:
-        raise FailedPrecondition(
-            f"not enough space in warehouse {warehouse.code} {shortfall.describe()}"
+    def cancel(self, why: str, now: datetime) -> tuple[Reservation, tuple[ReservationCancelled]]:
+        """Cancel, for a reason the Validator accepted, before the first day: once a
+        reservation has started its space was used."""
+        if self.status == ReservationStatus.CANCELLED:
+            raise FailedPrecondition(f"reservation {self.reservation_id} is already cancelled")
+        if self.period.start <= now.date():
+            raise FailedPrecondition(
+                f"reservation {self.reservation_id} started on "
+                f"{self.period.start.isoformat()}; only one that has not started can be "
+                "cancelled"
+            )
+        cancelled = replace(
+            self, status=ReservationStatus.CANCELLED, cancelled_at=now, cancellation_reason=why
         )
-    return Reservation(
-        reservation_id=reservation_id,
-        warehouse_code=warehouse.code,
-        country_code=warehouse.profile.country_code,
-        exporter_credit_code=booking.exporter_credit_code,
-        space=booking.space,
-        period=booking.period,
-        status=ReservationStatus.CONFIRMED,
-        reserved_at=now,
-    )
-
-
-def cancel(reservation: Reservation, reason: str, today: date, now: datetime) -> Reservation:
-    """Cancel, for a reason validate_reason() accepted, before the first day: once a
-    reservation has started its space was used."""
-    if reservation.status == ReservationStatus.CANCELLED:
-        raise FailedPrecondition(f"reservation {reservation.reservation_id} is already cancelled")
-    if reservation.period.start <= today:
-        raise FailedPrecondition(
-            f"reservation {reservation.reservation_id} started on "
-            f"{reservation.period.start.isoformat()}; only one that has not started can be "
-            "cancelled"
+        event = ReservationCancelled(
+            reservation_id=self.reservation_id,
+            warehouse_code=self.warehouse_code,
+            country_code=self.country_code,
+            exporter_credit_code=self.exporter_credit_code,
+            space=self.space,
+            period=self.period,
+            reason=why,
         )
-    return replace(
-        reservation,
-        status=ReservationStatus.CANCELLED,
-        cancelled_at=now,
-        cancellation_reason=reason,
-    )
+        return cancelled, (event,)
 
 
 @dataclass(frozen=True)
@@ -571,26 +706,16 @@ class DayUse:
     cubic_metre_ratio: float
 
 
+@dataclass(frozen=True)
+class Utilisation:
+    warehouse_code: str
+    capacity: Space
+    # One per day of the period, in date order.
+    days: tuple[DayUse, ...]
+
+
 def _ratio(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
-
-
-def utilisation(
-    capacity: Space, reserved_by_day: Mapping[date, Space], period: Period
-) -> list[DayUse]:
-    days = []
-    for day in period.dates():
-        reserved = reserved_by_day.get(day, Space())
-        days.append(
-            DayUse(
-                day=day,
-                reserved=reserved,
-                free=free_of(capacity, reserved),
-                pallet_ratio=_ratio(reserved.pallet_positions, capacity.pallet_positions),
-                cubic_metre_ratio=_ratio(reserved.cubic_metres, capacity.cubic_metres),
-            )
-        )
-    return days
 
 
 # Search.
@@ -611,6 +736,7 @@ class SearchCriteria:
 
 
 def search_criteria(
+    check: Validator,
     *,
     country_code: str = "",
     serving_country: str = "",
@@ -622,14 +748,9 @@ def search_criteria(
     within_km: float = 0.0,
     include_suspended: bool = False,
 ) -> SearchCriteria:
-    check = Validator()
-    if country_code.strip():
-        country_code = validate_country(country_code, check, "country_code")
-    if serving_country.strip():
-        serving_country = validate_country(serving_country, check, "serving_country")
-    period = None
+    available = None
     if available_from or available_until:
-        period = parse_period(
+        available = period(
             available_from, available_until, check, "available_from", "available_until"
         )
     check.require(
@@ -646,18 +767,16 @@ def search_criteria(
         validate_point(near, check, "near")
     check.require(math.isfinite(within_km) and within_km >= 0, "within_km", "must not be negative")
     check.require(within_km == 0 or near is not None, "near", "is required with within_km")
-    criteria = SearchCriteria(
-        country_code=country_code.strip(),
-        serving_country=serving_country.strip(),
+    return SearchCriteria(
+        country_code=check.country(country_code, "country_code", required=False),
+        serving_country=check.country(serving_country, "serving_country", required=False),
         services=_services(services, check, "services"),
-        period=period,
+        period=available,
         min_free=min_free,
         near=near,
         within_km=within_km,
         include_suspended=include_suspended,
     )
-    check.raise_if_invalid()
-    return criteria
 
 
 @dataclass(frozen=True)
@@ -667,6 +786,11 @@ class Match:
     distance_km: float | None
     # Set when the search had a period: free on every day of it.
     free: Space | None
+
+    @property
+    def rank_key(self) -> tuple[float, str]:
+        """The order of rank(): nearest first, then by code (unique)."""
+        return (self.distance_km or 0.0, self.warehouse.code)
 
 
 def rank(
@@ -692,5 +816,5 @@ def rank(
             if not criteria.min_free.within(free):
                 continue
         matches.append(Match(warehouse, distance, free))
-    matches.sort(key=lambda match: (match.distance_km or 0.0, match.warehouse.code))
+    matches.sort(key=lambda match: match.rank_key)
     return matches

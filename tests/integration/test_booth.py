@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from runtime.adapters.grpc_errors import field_violations
 from runtime.adapters.service import ServiceHost
 from runtime.adapters.settings import Settings
 from runtime.adapters.topics import BOOTH_APPLICATIONS, BOOTH_FAIRS
+from runtime.kernel.clock import ShiftedClock
 from tests.credit_codes import random_credit_code
 from tests.kafka_reading import read_records
 
@@ -382,19 +382,11 @@ async def test_bad_and_late_requests_get_clear_statuses(
     assert duplicate.value.code() == grpc.StatusCode.ALREADY_EXISTS
 
 
-class MovableClock:
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-
 async def test_withdrawal_costs_half_the_fee_after_the_deadline_and_all_of_it_once_open(
     settings: Settings, unique: str
 ) -> None:
-    clock = MovableClock()
-    host = ServiceHost("booth", functools.partial(booth.grpc_api.build, clock=clock), settings)
+    clock = ShiftedClock()
+    host = ServiceHost("booth", booth.grpc_api.build, settings, clock=clock)
     await host.start()
     try:
         async with grpc.aio.insecure_channel(host.server.address) as channel:

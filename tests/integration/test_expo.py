@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,21 +26,15 @@ from runtime.adapters.grpc_errors import field_violations
 from runtime.adapters.service import ServiceHost
 from runtime.adapters.settings import Settings
 from runtime.adapters.topics import EXPO_INTENTS
+from runtime.kernel.clock import ShiftedClock
 from tests.credit_codes import random_credit_code
 from tests.integration.test_booth import fair_request, register_exporters
 from tests.kafka_reading import read_records
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 HAIR, WIGS_OTHER, MOTORS = "670420", "670490", "850152"
-
-
-class MovableClock:
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
 
 
 @dataclass
@@ -50,7 +43,7 @@ class Platform:
     booth: booth_grpc.BoothServiceStub
     expo: pb_grpc.ExpoServiceStub
     booth_host: ServiceHost
-    clock: MovableClock
+    clock: ShiftedClock
 
 
 @pytest.fixture
@@ -67,8 +60,8 @@ async def platform(settings: Settings) -> AsyncIterator[Platform]:
             "expo_expiry_sweep_seconds": 0.3,
         }
     )
-    clock = MovableClock()
-    expo_host = ServiceHost("expo", functools.partial(expo.grpc_api.build, clock=clock), wired)
+    clock = ShiftedClock()
+    expo_host = ServiceHost("expo", expo.grpc_api.build, wired, clock=clock)
     await expo_host.start()
     try:
         async with (
@@ -369,26 +362,22 @@ async def test_joining_fails_cleanly_while_the_booth_service_is_down_and_recover
     )
     await restarted.start()
     try:
-        joined = await eventually_joined(platform, edition_id, codes[0], within_seconds=10)
+
+        async def joined_kind() -> int | str:
+            try:
+                return (await join(platform, edition_id, codes[0])).exhibitor.kind
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                return error.code().name
+
+        await eventually(joined_kind, equals=res.EXHIBITOR_KIND_BOOTH, within_seconds=10)
+        # The same request id answers with the first response.
+        joined = await join(platform, edition_id, codes[0])
         assert joined.exhibitor.kind == res.EXHIBITOR_KIND_BOOTH
         assert joined.exhibitor.booth_number.startswith("S-")
     finally:
         await restarted.stop()
-
-
-async def eventually_joined(
-    platform: Platform, edition_id: str, code: str, within_seconds: float
-) -> pb.JoinEditionResponse:
-    deadline = asyncio.get_running_loop().time() + within_seconds
-    while True:
-        try:
-            return await join(platform, edition_id, code)
-        except grpc.aio.AioRpcError as error:
-            if error.code() != grpc.StatusCode.UNAVAILABLE:
-                raise
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-        await asyncio.sleep(0.2)
 
 
 async def test_intent_rules_rate_limit_and_expiry(platform: Platform, unique: str) -> None:
@@ -444,15 +433,15 @@ async def test_intent_rules_rate_limit_and_expiry(platform: Platform, unique: st
     )
     states = Counter(i.state for i in reply.intents)
     assert states[res.INTENT_STATE_EXPIRED] >= 1
-    # The background sweep expires the rest within a few seconds.
-    for _ in range(50):
+
+    async def intent_states() -> list[int]:
         reply = await platform.expo.ListIntents(
             pb.ListIntentsRequest(edition_id=edition_id, buyer_id=buyer.buyer_id), timeout=10
         )
-        if all(i.state == res.INTENT_STATE_EXPIRED for i in reply.intents):
-            break
-        await asyncio.sleep(0.2)
-    assert [i.state for i in reply.intents] == [res.INTENT_STATE_EXPIRED] * 5
+        return [i.state for i in reply.intents]
+
+    # The background sweep expires the rest within a few seconds.
+    await eventually(intent_states, equals=[res.INTENT_STATE_EXPIRED] * 5, within_seconds=10)
 
 
 async def test_visits_are_recorded_once_per_visit_id(platform: Platform, unique: str) -> None:

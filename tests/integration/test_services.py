@@ -36,7 +36,7 @@ SERVICES = {
 }
 
 
-def host_of(name: str, settings: Settings) -> ServiceHost | BureauHost:
+def host_of(name: str, settings: Settings) -> ServiceHost:
     """The process host each service's entry point uses."""
     if name == "bureau":
         return BureauHost(settings.model_copy(update={"bureau_web_port": 0}))
@@ -127,7 +127,7 @@ async def test_registered_exporter_is_an_event_on_the_booth_topic(
     # The retried request changed nothing: one registration, one event.
     assert len(records) == 1
     envelope = decode_envelope(records[0].value)
-    assert envelope.exporter_registered.exporter.district == "建安区"
+    assert envelope.exporter_registered.district == "建安区"
     assert envelope.correlation_id == f"req-{code}"
 
 

@@ -283,9 +283,12 @@ async def test_retries_return_the_first_answer_and_record_one_event(
     assert len(registered) == 1
     assert registered[0].aggregate_id == code
     assert registered[0].correlation_id == f"register-{unique}"
-    snapshot = registered[0].warehouse_registered.warehouse
-    assert snapshot.profile.country_code == "FR"
-    assert snapshot.profile.capacity == res.Space(pallet_positions=40, cubic_metres=300)
+    # Schema version 2: the facts of the registration, no longer the Warehouse resource.
+    assert registered[0].schema_version == 2
+    snapshot = registered[0].warehouse_registered
+    assert snapshot.code == code
+    assert snapshot.country_code == "FR"
+    assert (snapshot.capacity_pallet_positions, snapshot.capacity_cubic_metres) == (40, 300)
 
     reserved = await events(settings, WAREHOUSE_RESERVATIONS.name, code, 1)
     assert len(reserved) == 1
@@ -439,8 +442,8 @@ async def test_update_suspend_and_reactivate(
     ]
     updated = registry_events[1].warehouse_updated
     assert list(updated.changed_fields) == ["capacity"]
-    assert updated.previous_capacity.pallet_positions == 100
-    assert updated.warehouse.profile.capacity.pallet_positions == 150
+    assert updated.previous_capacity_pallet_positions == 100
+    assert updated.capacity_pallet_positions == 150
     assert registry_events[2].warehouse_suspended.reason == "customs audit"
 
 

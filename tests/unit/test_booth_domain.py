@@ -1,5 +1,5 @@
-"""The booth domain on its own: scoring, ranking, allocation plans, the state machine,
-penalties and fair validation."""
+"""The booth domain on its own: scoring, ranking, allocation plans and rounds, the state
+machine, submission, withdrawal and promotion, penalties, fair status and validation."""
 
 from __future__ import annotations
 
@@ -10,23 +10,37 @@ import pytest
 
 from booth.domain import (
     DEFAULT_SCORING_SHEET,
+    Application,
+    ApplicationState,
+    BoothApplicationScored,
+    BoothApplicationSubmitted,
+    BoothApplicationWaitlisted,
     BoothQuota,
     BoothType,
+    CreateFair,
+    Exporter,
     ExporterProfile,
     Fair,
+    FairClosed,
+    FairOpened,
+    FairStatus,
     Phase,
     Product,
+    QuotaUse,
     Ranked,
     ScoringSheet,
-    State,
+    WaitlistPromoted,
     Zone,
+    allocate_booths,
     application_id_for,
     booth_number,
+    hand_over_booth,
     plan_allocation,
+    priority_key,
     require_transition,
     score,
-    validate_fair,
     validate_profile,
+    waitlist_positions,
     withdrawal_penalty_fen,
 )
 from runtime.kernel.errors import FailedPrecondition, InvalidArgument
@@ -83,29 +97,31 @@ def test_no_free_booth_waitlists_everybody(free: int) -> None:
 @pytest.mark.parametrize(
     ("current", "target"),
     [
-        (State.SCORED, State.ALLOCATED),
-        (State.SCORED, State.WAITLISTED),
-        (State.WAITLISTED, State.ALLOCATED),
-        (State.ALLOCATED, State.WITHDRAWN),
-        (State.WAITLISTED, State.WITHDRAWN),
-        (State.SUBMITTED, State.REJECTED),
+        (ApplicationState.SCORED, ApplicationState.ALLOCATED),
+        (ApplicationState.SCORED, ApplicationState.WAITLISTED),
+        (ApplicationState.WAITLISTED, ApplicationState.ALLOCATED),
+        (ApplicationState.ALLOCATED, ApplicationState.WITHDRAWN),
+        (ApplicationState.WAITLISTED, ApplicationState.WITHDRAWN),
+        (ApplicationState.SUBMITTED, ApplicationState.REJECTED),
     ],
 )
-def test_allowed_transitions(current: State, target: State) -> None:
+def test_allowed_transitions(current: ApplicationState, target: ApplicationState) -> None:
     require_transition(current, target, "x")
 
 
 @pytest.mark.parametrize(
     ("current", "target"),
     [
-        (State.ALLOCATED, State.WAITLISTED),
-        (State.ALLOCATED, State.REJECTED),
-        (State.WITHDRAWN, State.ALLOCATED),
-        (State.REJECTED, State.WITHDRAWN),
-        (State.WITHDRAWN, State.WITHDRAWN),
+        (ApplicationState.ALLOCATED, ApplicationState.WAITLISTED),
+        (ApplicationState.ALLOCATED, ApplicationState.REJECTED),
+        (ApplicationState.WITHDRAWN, ApplicationState.ALLOCATED),
+        (ApplicationState.REJECTED, ApplicationState.WITHDRAWN),
+        (ApplicationState.WITHDRAWN, ApplicationState.WITHDRAWN),
     ],
 )
-def test_forbidden_transitions_name_both_states(current: State, target: State) -> None:
+def test_forbidden_transitions_name_both_states(
+    current: ApplicationState, target: ApplicationState
+) -> None:
     with pytest.raises(FailedPrecondition, match=f"{current.name.lower()}.*{target.name.lower()}"):
         require_transition(current, target, "app-1")
 
@@ -119,8 +135,8 @@ def test_withdrawal_is_free_then_half_then_full_fee() -> None:
     assert withdrawal_penalty_fen(quota, opens, opens) == 2_000_001
 
 
-def fair(**changes: object) -> Fair:
-    base = Fair(
+def announcement(**changes: object) -> CreateFair:
+    base = CreateFair(
         fair_id="canton-139",
         name="Canton Fair",
         organiser="MOFCOM",
@@ -132,14 +148,13 @@ def fair(**changes: object) -> Fair:
             Zone("H2", "Hair products", frozenset({"6704"})),
         ),
         quotas=(BoothQuota(BoothType.STANDARD, 43, T0, T0 + timedelta(days=10), 2_000_000),),
-        opens_at=datetime(2026, 4, 15, tzinfo=UTC),
     )
     return replace(base, **changes)
 
 
-def violations_of(candidate: Fair) -> dict[str, list[str]]:
+def violations_of(candidate: CreateFair) -> dict[str, list[str]]:
     check = Validator()
-    validate_fair(candidate, check)
+    candidate.validate(check)
     found: dict[str, list[str]] = {}
     try:
         check.raise_if_invalid()
@@ -150,8 +165,8 @@ def violations_of(candidate: Fair) -> dict[str, list[str]]:
 
 
 def test_a_sound_fair_validates_and_finds_zones_by_heading() -> None:
-    sound = fair()
-    assert violations_of(sound) == {}
+    assert violations_of(announcement()) == {}
+    sound, _ = Fair.create(announcement(), T0)
     assert sound.zone_for("670420").code == "H2"
     assert sound.zone_for("850152").code == "E1"
     assert sound.zone_for("090111") is None
@@ -159,7 +174,7 @@ def test_a_sound_fair_validates_and_finds_zones_by_heading() -> None:
 
 
 def test_fair_validation_names_each_wrong_field() -> None:
-    wrong = fair(
+    wrong = announcement(
         fair_id="Canton Fair!",
         zones=(
             Zone("E1", "Power", frozenset({"8501"})),
@@ -222,3 +237,166 @@ def test_ids_and_booth_numbers_are_stable() -> None:
     )
     assert booth_number(BoothType.STANDARD, 7) == "S-0007"
     assert booth_number(BoothType.BRAND, 12) == "B-0012"
+
+
+def test_a_fair_opens_at_utc_midnight_of_its_first_phase() -> None:
+    later_first = announcement(
+        phases=(
+            Phase("Phase 2", date(2026, 4, 23), date(2026, 4, 27)),
+            Phase("Phase 1", date(2026, 4, 15), date(2026, 4, 19)),
+        )
+    )
+    fair, created = Fair.create(later_first, T0)
+    assert fair.opens_at == datetime(2026, 4, 15, tzinfo=UTC) == created.opens_at
+    assert (fair.status, fair.created_at) == (FairStatus.DRAFT, T0)
+    assert created.quotas == fair.quotas
+
+
+def test_fair_status_goes_draft_open_closed_open() -> None:
+    fair, _ = Fair.create(announcement(), T0)
+    with pytest.raises(FailedPrecondition, match="draft; it cannot become closed"):
+        fair.close()
+    opened, event = fair.open()
+    assert (opened.status, event) == (FairStatus.OPEN, FairOpened("canton-139"))
+    with pytest.raises(FailedPrecondition, match="open; it cannot become open"):
+        opened.open()
+    closed, event = opened.close()
+    assert (closed.status, event) == (FairStatus.CLOSED, FairClosed("canton-139"))
+    assert closed.open()[0].status == FairStatus.OPEN
+
+
+def test_a_fair_admits_an_application_only_when_open_in_time_and_zone() -> None:
+    draft, _ = Fair.create(announcement(), T0)
+    with pytest.raises(FailedPrecondition, match="not open"):
+        draft.admit(BoothType.STANDARD, "670420", T0)
+    fair, _ = draft.open()
+    with pytest.raises(InvalidArgument) as no_zone:
+        fair.admit(BoothType.STANDARD, "090111", T0)
+    assert no_zone.value.violations[0].field == "main_product_hs_code"
+    with pytest.raises(InvalidArgument) as no_brand:
+        fair.admit(BoothType.BRAND, "670420", T0)
+    assert no_brand.value.violations[0].field == "booth_type"
+    with pytest.raises(FailedPrecondition, match="closed at"):
+        fair.admit(BoothType.STANDARD, "670420", T0 + timedelta(seconds=1))
+    admission = fair.admit(BoothType.STANDARD, "670420", T0)
+    assert (admission.zone_code, admission.at) == ("H2", T0)
+
+
+def exporter(credit_code: str = "91411000X") -> Exporter:
+    profile = ExporterProfile(name="a", district="建安区", export_turnover_usd=3_000_000)
+    return Exporter(credit_code, profile, T0, T0)
+
+
+def test_submission_scores_at_once_and_says_so_twice() -> None:
+    fair, _ = Fair.create(announcement(), T0)
+    fair, _ = fair.open()
+    application, events = Application.submit(
+        fair.admit(BoothType.STANDARD, "670420", T0), exporter()
+    )
+    assert application.application_id == "canton-139:91411000X:standard"
+    assert (application.state, application.score) == (ApplicationState.SCORED, 6)
+    assert [(t.state, t.by, t.reason) for t in application.history] == [
+        (ApplicationState.SUBMITTED, "exporter", ""),
+        (ApplicationState.SCORED, "system", "scoring sheet"),
+    ]
+    assert [type(e) for e in events] == [BoothApplicationSubmitted, BoothApplicationScored]
+    assert events[0].district == "建安区"
+
+
+def candidate(application_id: str, points: int, at: datetime, **changes: object) -> Application:
+    base = Application(
+        application_id=application_id,
+        fair_id="canton-139",
+        credit_code=application_id.upper(),
+        booth_type=BoothType.STANDARD,
+        hs_code="670420",
+        zone_code="H2",
+        state=ApplicationState.SCORED,
+        score=points,
+        submitted_at=at,
+        history=(),
+    )
+    return replace(base, **changes)
+
+
+def test_allocation_numbers_new_booths_and_waitlists_the_rest_in_rank_order() -> None:
+    usage = QuotaUse("canton-139", BoothType.STANDARD, quota=3, allocated=1, issued=4)
+    candidates = [
+        candidate("c", 50, T0 + timedelta(minutes=1)),
+        candidate("a", 70, T0),
+        candidate("w", 60, T0, state=ApplicationState.WAITLISTED),
+        candidate("d", 10, T0),
+    ]
+    round_ = allocate_booths(usage, candidates, T0 + timedelta(days=1))
+    assert (round_.newly_allocated, round_.newly_waitlisted) == (2, 2)
+    assert (round_.usage.allocated, round_.usage.issued) == (3, 6)
+    assert [(e.application_id, e.booth_number, e.quota) for e in round_.events[:2]] == [
+        ("a", "S-0005", 3),
+        ("w", "S-0006", 3),
+    ]
+    assert round_.events[2:] == [
+        BoothApplicationWaitlisted("c", "canton-139", BoothType.STANDARD, 1),
+        BoothApplicationWaitlisted("d", "canton-139", BoothType.STANDARD, 2),
+    ]
+    assert {a.application_id: a.state for a in round_.changed} == {
+        "a": ApplicationState.ALLOCATED,
+        "w": ApplicationState.ALLOCATED,
+        "c": ApplicationState.WAITLISTED,
+        "d": ApplicationState.WAITLISTED,
+    }
+
+
+def test_the_quota_is_never_exceeded() -> None:
+    usage = QuotaUse("canton-139", BoothType.STANDARD, quota=2, allocated=2, issued=2)
+    assert usage.free == 0
+    with pytest.raises(FailedPrecondition, match="quota of canton-139 would be exceeded"):
+        usage.allocate(1)
+
+
+def test_waitlist_positions_follow_the_ranking_rule() -> None:
+    waitlist = [Ranked("c", 50, T0 + timedelta(minutes=1)), Ranked("b", 50, T0), Ranked("a", 9, T0)]
+    assert waitlist_positions(waitlist) == {"b": 1, "c": 2, "a": 3}
+    assert sorted(waitlist, key=priority_key) == plan_allocation(waitlist, 0).waitlist
+
+
+def test_withdrawing_a_booth_charges_the_penalty_and_hands_the_booth_on() -> None:
+    fair, _ = Fair.create(announcement(), T0)
+    holder = candidate(
+        "h", 80, T0, state=ApplicationState.ALLOCATED, booth_number="S-0001", allocated_at=T0
+    )
+    late = T0 + timedelta(days=11)
+    withdrawn, event = holder.withdraw("capacity", fair, late)
+    assert (withdrawn.state, withdrawn.penalty_fen) == (ApplicationState.WITHDRAWN, 1_000_000)
+    assert (event.previous_state, event.booth_number, event.penalty_fen) == (
+        ApplicationState.ALLOCATED,
+        "S-0001",
+        1_000_000,
+    )
+    usage = QuotaUse("canton-139", BoothType.STANDARD, quota=1, allocated=1, issued=1)
+    waiting = [
+        candidate("second", 40, T0, state=ApplicationState.WAITLISTED),
+        candidate("first", 60, T0, state=ApplicationState.WAITLISTED),
+    ]
+    handover = hand_over_booth(withdrawn, usage, waiting, late)
+    assert handover.usage == usage
+    assert handover.promoted is not None
+    assert (handover.promoted.application_id, handover.promoted.booth_number) == (
+        "first",
+        "S-0001",
+    )
+    assert (handover.promoted.history[-1].by, handover.promoted.history[-1].reason) == (
+        "system",
+        "waitlist promotion",
+    )
+    assert handover.events[1] == WaitlistPromoted(
+        "first", "canton-139", BoothType.STANDARD, "S-0001", "h"
+    )
+    nobody = hand_over_booth(withdrawn, usage, [], late)
+    assert (nobody.promoted, nobody.usage.allocated, nobody.events) == (None, 0, [])
+
+
+def test_a_waitlisted_withdrawal_costs_nothing() -> None:
+    fair, _ = Fair.create(announcement(), T0)
+    waiting = candidate("w", 1, T0, state=ApplicationState.WAITLISTED)
+    withdrawn, event = waiting.withdraw("", fair, T0 + timedelta(days=365))
+    assert (withdrawn.penalty_fen, event.booth_number) == (0, "")

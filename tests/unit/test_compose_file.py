@@ -1,4 +1,4 @@
-"""The compose rung: docker-compose.yml is a valid Compose file wired as ARCHITECTURE.md
+"""The compose rung: docker-compose.yml is a valid Compose file wired as docs/architecture.md
 describes, and deploy/Dockerfile builds the one image the way `make` builds the venv."""
 
 from __future__ import annotations

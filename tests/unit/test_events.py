@@ -10,12 +10,13 @@ from google.protobuf import message_factory, timestamp_pb2
 
 from chuhai.booth.v1 import events_pb2 as booth_events
 from runtime.adapters.events import (
-    SCHEMA_VERSION,
+    FIRST_SCHEMA_VERSION,
     EventEnvelope,
     UndecodableEvent,
     decode_envelope,
     envelope_for,
     payload_of,
+    schema_version,
 )
 
 PAYLOAD_FIELDS = tuple(EventEnvelope.DESCRIPTOR.oneofs_by_name["payload"].fields)
@@ -38,12 +39,20 @@ def test_envelope_for_fills_every_header() -> None:
     assert envelope.type == "chuhai.booth.v1.FairOpened"
     assert envelope.aggregate_id == "canton-137"
     assert envelope.producer == "booth"
-    assert envelope.schema_version == SCHEMA_VERSION == 1
+    assert envelope.schema_version == FIRST_SCHEMA_VERSION == 1
     assert envelope.correlation_id == "req-1"
     assert envelope.causation_id == "cause-1"
     assert envelope.occurred_at.ToDatetime(UTC) == datetime(2025, 4, 15, 9, 30, 0, 123000, UTC)
     assert envelope.WhichOneof("payload") == "fair_opened"
     assert envelope.fair_opened.fair_id == "canton-137"
+
+
+def test_the_envelope_carries_the_schema_version_declared_beside_the_payload() -> None:
+    created = envelope_for(
+        booth_events.FairCreated(fair_id="canton-137"), aggregate_id="canton-137", producer="b"
+    )
+    assert created.schema_version == schema_version(booth_events.FairCreated) == 2
+    assert schema_version(booth_events.FairOpened) == 1
 
 
 def test_each_envelope_gets_its_own_event_id() -> None:

@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from expo.domain import (
     DEFAULT_MAX_QUOTES,
+    Answer,
+    BoothStanding,
+    Edition,
+    EditionStatus,
+    ExhibitorKind,
+    Incoterm,
+    Intent,
+    IntentClosed,
+    IntentDeclined,
+    IntentDraft,
+    IntentExpired,
     IntentKind,
     IntentState,
     Money,
+    QuoteSent,
+    RateLimit,
+    Response,
     ResponseKind,
-    after_response,
     rate_window,
     rfq_recipients,
-    state_at_deadline,
-    validate_terms,
 )
 from runtime.kernel.errors import FailedPrecondition, InvalidArgument
-from runtime.kernel.validation import Validator
+from runtime.kernel.validation import validated
+from tests.credit_codes import random_credit_code
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 QUOTED, DECLINED = ResponseKind.QUOTED, ResponseKind.DECLINED
@@ -27,22 +40,23 @@ QUOTED, DECLINED = ResponseKind.QUOTED, ResponseKind.DECLINED
 
 def terms(**changes):  # type: ignore[no-untyped-def]
     arguments = {
+        "edition_id": "cloud-2026",
+        "buyer_id": "buyer-1",
         "kind": IntentKind.RFQ,
+        "exhibitor_credit_code": "",
+        "product_id": "",
         "hs_code": "6704.20",
         "quantity": 500,
         "unit": "piece",
         "target_price": Money("USD", 12, 500_000_000),
         "incoterm": 9,
         "destination_country": "de",
+        "destination_port": "",
         "deadline": NOW + timedelta(days=7),
         "max_quotes": 0,
-        "now": NOW,
-        "check": Validator(),
     }
     arguments.update(changes)
-    result = validate_terms(**arguments)
-    arguments["check"].raise_if_invalid()
-    return result
+    return validated(lambda check: IntentDraft.parse(check, NOW, **arguments))
 
 
 def test_terms_are_normalised_and_defaulted() -> None:
@@ -52,7 +66,10 @@ def test_terms_are_normalised_and_defaulted() -> None:
         "DE",
         DEFAULT_MAX_QUOTES,
     )
-    assert terms(kind=IntentKind.INQUIRY, max_quotes=9).max_quotes == 1
+    inquiry = terms(
+        kind=IntentKind.INQUIRY, exhibitor_credit_code=random_credit_code(), max_quotes=9
+    )
+    assert inquiry.max_quotes == 1
 
 
 def test_every_wrong_term_is_named() -> None:
@@ -61,7 +78,7 @@ def test_every_wrong_term_is_named() -> None:
             hs_code="67",
             quantity=0,
             unit=" ",
-            target_price=Money("usd", -1, 0),
+            target_price=Money("EURO", -1, 0),
             incoterm=12,
             destination_country="ZZ",
             deadline=NOW - timedelta(seconds=1),
@@ -93,21 +110,68 @@ def test_rfq_reaches_each_exhibitor_with_a_product_under_the_heading_once() -> N
     assert rfq_recipients("090111", listings) == []
 
 
+def intent(
+    state: IntentState = IntentState.MATCHED,
+    recipients: tuple[str, ...] = ("A", "B", "C"),
+    responded: dict[str, ResponseKind] | None = None,
+    max_quotes: int = 5,
+) -> Intent:
+    return Intent(
+        intent_id="i-1",
+        edition_id="cloud-2026",
+        buyer_id="buyer-1",
+        buyer_country="DE",
+        kind=IntentKind.RFQ,
+        exhibitor_credit_code="",
+        product_id="",
+        hs_code="670420",
+        quantity=500,
+        unit="piece",
+        target_price=None,
+        incoterm=Incoterm.FOB,
+        destination_country="DE",
+        destination_port="",
+        deadline=NOW + timedelta(days=7),
+        max_quotes=max_quotes,
+        state=state,
+        recipients=recipients,
+        responses=tuple(Response(code, kind, NOW, 0) for code, kind in (responded or {}).items()),
+        submitted_at=NOW - timedelta(hours=1),
+    )
+
+
+def answer(responder: str, kind: ResponseKind) -> Answer:
+    if kind == QUOTED:
+        return Answer(
+            "i-1",
+            responder,
+            QUOTED,
+            unit_price=Money("USD", 42, 0),
+            incoterm=Incoterm.CIF,
+            valid_until=NOW + timedelta(days=30),
+        )
+    return Answer("i-1", responder, DECLINED, reason="no capacity")
+
+
 def test_quotes_then_close_at_max_quotes() -> None:
-    recipients = ["A", "B", "C"]
-    first = after_response(IntentState.MATCHED, recipients, {}, "A", QUOTED, max_quotes=2)
-    assert (first.state, first.quotes, first.closed_by_quotes) == (IntentState.QUOTED, 1, False)
-    second = after_response(IntentState.QUOTED, recipients, {"A": QUOTED}, "C", QUOTED, 2)
-    assert (second.state, second.closed_by_quotes) == (IntentState.CLOSED, True)
+    first, events = intent(max_quotes=2).respond(answer("A", QUOTED), NOW)
+    assert (first.state, first.quotes) == (IntentState.QUOTED, 1)
+    assert [type(e) for e in events] == [QuoteSent]  # not closed by quotes
+    assert events[0].quote.response_seconds == 3600
+    second, events = first.respond(answer("C", QUOTED), NOW)
+    assert second.state == IntentState.CLOSED
+    assert events[-1] == IntentClosed("i-1", "cloud-2026", quotes=2, reason="max_quotes")
 
 
 def test_all_declined_is_declined_and_a_quote_outweighs_declines() -> None:
-    recipients = ["A", "B"]
-    partly = after_response(IntentState.MATCHED, recipients, {}, "A", DECLINED, 5)
-    assert (partly.state, partly.all_declined) == (IntentState.MATCHED, False)
-    last = after_response(IntentState.MATCHED, recipients, {"A": DECLINED}, "B", DECLINED, 5)
-    assert (last.state, last.all_declined) == (IntentState.DECLINED, True)
-    quoted = after_response(IntentState.MATCHED, recipients, {"A": DECLINED}, "B", QUOTED, 5)
+    recipients = ("A", "B")
+    partly, events = intent(recipients=recipients).respond(answer("A", DECLINED), NOW)
+    assert partly.state == IntentState.MATCHED
+    assert [e.all_declined for e in events if isinstance(e, IntentDeclined)] == [False]
+    last, events = partly.respond(answer("B", DECLINED), NOW)
+    assert last.state == IntentState.DECLINED
+    assert [e.all_declined for e in events if isinstance(e, IntentDeclined)] == [True]
+    quoted, _ = partly.respond(answer("B", QUOTED), NOW)
     assert quoted.state == IntentState.QUOTED
 
 
@@ -122,15 +186,71 @@ def test_all_declined_is_declined_and_a_quote_outweighs_declines() -> None:
 )
 def test_forbidden_responses(state, responded, responder, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(FailedPrecondition, match=message):
-        after_response(state, ["A", "B"], responded, responder, QUOTED, 5)
+        intent(state, ("A", "B"), responded).respond(answer(responder, QUOTED), NOW)
+
+
+def test_a_response_past_the_deadline_is_refused() -> None:
+    late = NOW + timedelta(days=8)
+    with pytest.raises(FailedPrecondition, match="passed its deadline"):
+        intent().respond(answer("A", QUOTED), late)
 
 
 def test_deadline_closes_quoted_intents_and_expires_the_others() -> None:
-    assert state_at_deadline(IntentState.QUOTED) == IntentState.CLOSED
-    assert state_at_deadline(IntentState.MATCHED) == IntentState.EXPIRED
+    late = NOW + timedelta(days=8)
+    closed, events = intent(IntentState.QUOTED, responded={"A": QUOTED}).settle_if_due(late)
+    assert closed.state == IntentState.CLOSED
+    assert events == [IntentClosed("i-1", "cloud-2026", quotes=1, reason="deadline")]
+    expired, events = intent(IntentState.MATCHED).settle_if_due(late)
+    assert expired.state == IntentState.EXPIRED
+    assert events == [IntentExpired("i-1", "cloud-2026")]
+    assert intent().settle_if_due(NOW) == (intent(), [])  # not due yet
+
+
+def test_only_the_buyer_closes_its_open_intent() -> None:
+    with pytest.raises(FailedPrecondition, match="another buyer"):
+        intent().close_by("buyer-2")
+    closed, event = intent().close_by("buyer-1")
+    assert closed.state == IntentState.CLOSED and event.reason == "buyer"
+    with pytest.raises(FailedPrecondition, match="closed already"):
+        closed.close_by("buyer-1")
 
 
 def test_rate_windows_are_fixed_and_aligned() -> None:
     hour = timedelta(hours=1)
     assert rate_window(NOW, hour) == rate_window(NOW + timedelta(minutes=59), hour)
     assert rate_window(NOW, hour) != rate_window(NOW + timedelta(hours=1), hour)
+    limit = RateLimit(intents=2, window=hour)
+    assert limit.slot("b", NOW) == limit.slot("b", NOW + timedelta(minutes=59))
+    assert limit.slot("b", NOW) != limit.slot("c", NOW)
+
+
+EDITION = Edition(
+    edition_id="cloud-2026",
+    name="Xuchang Digital Cloud Expo",
+    fair_id="canton-2026",
+    starts_on=date(2026, 12, 1),
+    ends_on=date(2026, 12, 31),
+    allow_online_only=False,
+    status=EditionStatus.DRAFT,
+)
+
+
+def test_edition_opens_from_draft_or_closed_and_closes_only_when_open() -> None:
+    opened, _ = EDITION.open()
+    with pytest.raises(FailedPrecondition, match="cannot be opened"):
+        opened.open()
+    with pytest.raises(FailedPrecondition, match="cannot be closed"):
+        EDITION.close()
+    closed, _ = opened.close()
+    assert closed.open()[0].status == EditionStatus.OPEN
+
+
+def test_a_booth_holder_exhibits_with_its_booth_others_online_only_if_admitted() -> None:
+    holder = BoothStanding("Rebecca", "hair", has_booth=True, booth_number="S-001")
+    outsider = BoothStanding("Other", "hair", has_booth=False, booth_number="")
+    exhibitor, _ = EDITION.admit("X", holder, NOW)
+    assert (exhibitor.kind, exhibitor.booth_number) == (ExhibitorKind.BOOTH, "S-001")
+    with pytest.raises(FailedPrecondition, match="no online-only"):
+        EDITION.admit("Y", outsider, NOW)
+    online, _ = replace(EDITION, allow_online_only=True).admit("Y", outsider, NOW)
+    assert online.kind == ExhibitorKind.ONLINE_ONLY

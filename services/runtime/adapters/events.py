@@ -8,15 +8,23 @@ from datetime import UTC, datetime
 from google.protobuf.message import DecodeError, Message
 
 from chuhai.events.v1 import envelope_pb2
+from chuhai.schema.v1 import options_pb2
 
 EventEnvelope = envelope_pb2.EventEnvelope
-SCHEMA_VERSION = 1
+# A payload type without the (chuhai.schema.v1.schema_version) option is at version 1.
+FIRST_SCHEMA_VERSION = 1
 
 # Payload type (full protobuf name) -> the envelope's oneof field that carries it.
 _PAYLOAD_FIELDS: dict[str, str] = {
     field.message_type.full_name: field.name
     for field in EventEnvelope.DESCRIPTOR.oneofs_by_name["payload"].fields
 }
+
+
+def schema_version(payload_type: type[Message] | Message) -> int:
+    """The version of a payload type's schema, declared next to it in its .proto file."""
+    declared = payload_type.DESCRIPTOR.GetOptions().Extensions[options_pb2.schema_version]
+    return declared or FIRST_SCHEMA_VERSION
 
 
 class UndecodableEvent(ValueError):
@@ -47,7 +55,7 @@ def envelope_for(
         type=type_name,
         aggregate_id=aggregate_id,
         producer=producer,
-        schema_version=SCHEMA_VERSION,
+        schema_version=schema_version(payload),
         correlation_id=correlation_id,
         causation_id=causation_id,
     )

@@ -1,6 +1,7 @@
 """Kafka clients. The outbox relay uses kafka-python's idempotent producer: on the
 embedded Tansu broker aiokafka's idempotent producer fails at InitProducerId while
-kafka-python 3.x's works (measured, see ARCHITECTURE.md)."""
+kafka-python 3.x's works (measured; docs/architecture.md, "Limits of the embedded
+infrastructure")."""
 
 from __future__ import annotations
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any, TypeVar
 
 from bson import json_util
@@ -22,7 +22,6 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
-from runtime.kernel.errors import FieldViolation, InvalidArgument
 from runtime.kernel.validation import Validator
 
 T = TypeVar("T")
@@ -42,6 +41,10 @@ class PageRequest:
     def token_after(self, key: Sequence[Any]) -> str:
         raw = json_util.dumps({"q": self.query_digest, "after": list(key)}).encode()
         return base64.urlsafe_b64encode(raw).decode()
+
+
+# Dates in tokens come back timezone-aware, comparable with the stored ones.
+_TOKEN_JSON = json_util.JSONOptions(tz_aware=True, tzinfo=UTC)
 
 
 def _digest(query: object) -> str:
@@ -67,7 +70,9 @@ def page_request(
     if not page_token:
         return PageRequest(size, None, digest)
     try:
-        position = json_util.loads(base64.urlsafe_b64decode(page_token.encode()))
+        position = json_util.loads(
+            base64.urlsafe_b64decode(page_token.encode()), json_options=_TOKEN_JSON
+        )
         after = position["after"]
         valid = (
             isinstance(position, dict)
@@ -131,32 +136,3 @@ def keyset_slice(
     if start + request.size < len(items):
         token = request.token_after(list(key(page[-1])))
     return page, token
-
-
-# Until every list pages with keyset_find or keyset_slice: the earlier token helpers.
-
-
-def page_size(requested: int, *, maximum: int = MAX_PAGE_SIZE) -> int:
-    """0 means the default; negative or above ``maximum`` is the caller's mistake."""
-    if requested < 0 or requested > maximum:
-        raise InvalidArgument(FieldViolation("page_size", f"0 to {maximum}"))
-    return requested or min(DEFAULT_PAGE_SIZE, maximum)
-
-
-def encode_token(position: dict[str, Any]) -> str:
-    """The position after a page's last item, opaque to clients."""
-    raw = json.dumps(position, separators=(",", ":"), default=str).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def decode_token(token: str) -> dict[str, Any] | None:
-    """None for the first page; INVALID_ARGUMENT for a token this server did not issue."""
-    if not token:
-        return None
-    try:
-        position = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as error:
-        raise InvalidArgument(FieldViolation("page_token", "not a token from this list")) from error
-    if not isinstance(position, dict):
-        raise InvalidArgument(FieldViolation("page_token", "not a token from this list"))
-    return position

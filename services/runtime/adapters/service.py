@@ -62,12 +62,22 @@ class ServiceHost:
     """Owns a service's clients, relay and gRPC server for the life of the process."""
 
     def __init__(
-        self, name: str, build: BuildBindings, settings: Settings, clock: Clock | None = None
+        self,
+        name: str,
+        build: BuildBindings,
+        settings: Settings,
+        clock: Clock | None = None,
+        *,
+        relays_outbox: bool = True,
     ) -> None:
+        """``relays_outbox=False`` is for a service that records no events of its own (the
+        bureau only consumes): no relay and no Kafka producer are started, so it serves
+        without waiting for Kafka, and its context's outbox is never published."""
         self.name = name
         self._build = build
         self._settings = settings
         self._clock = clock or SystemClock()
+        self._relays_outbox = relays_outbox
         self._mongo: AsyncMongoClient | None = None
         self._publisher: KafkaEventPublisher | None = None
         self._relay: OutboxRelay | None = None
@@ -81,6 +91,21 @@ class ServiceHost:
         self._mongo = await connect_mongo(settings.mongodb_uri, app_name=f"chuhai-{self.name}")
         db = self._mongo.get_database(settings.database_name(self.name))
         outbox = Outbox(self._mongo, db, producer=self.name)
+        if self._relays_outbox:
+            await self._start_relay(outbox, db)
+        self._context = ServiceContext(self.name, settings, self._mongo, db, outbox, self._clock)
+        bindings = await self._build(self._context)
+        self.server = GrpcServer(
+            bindings, host=settings.grpc_host, port=settings.grpc_port(self.name)
+        )
+        await self.server.start()
+        self._background = [
+            asyncio.create_task(loop(), name=f"{self.name}-{name}")
+            for name, loop in self._context.background.items()
+        ]
+
+    async def _start_relay(self, outbox: Outbox, db: AsyncDatabase) -> None:
+        settings = self._settings
         await outbox.ensure_indexes()
         self._publisher = await KafkaEventPublisher.connect(
             settings.kafka_bootstrap_servers, client_id=f"chuhai-{self.name}-relay"
@@ -93,16 +118,6 @@ class ServiceHost:
             lease=RelayLease(db, owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"),
         )
         self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-relay")
-        self._context = ServiceContext(self.name, settings, self._mongo, db, outbox, self._clock)
-        bindings = await self._build(self._context)
-        self.server = GrpcServer(
-            bindings, host=settings.grpc_host, port=settings.grpc_port(self.name)
-        )
-        await self.server.start()
-        self._background = [
-            asyncio.create_task(loop(), name=f"{self.name}-{name}")
-            for name, loop in self._context.background.items()
-        ]
 
     async def stop(self) -> None:
         if self.server is not None:

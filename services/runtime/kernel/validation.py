@@ -27,6 +27,7 @@ T = TypeVar("T")
 REQUEST_ID_MAX_LENGTH = 128
 TEXT_MAX_LENGTH = 200
 IDENTIFIER_MAX_LENGTH = 200
+CALENDAR_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class Validator:
@@ -108,11 +109,14 @@ class Validator:
         if not text:
             self.require(not required, field, "is required, a date YYYY-MM-DD")
             return None
-        try:
-            return date.fromisoformat(text)
-        except ValueError:
-            self.require(False, field, "must be a date YYYY-MM-DD")
-            return None
+        # fromisoformat alone also takes "20260701" and week dates; the API promises one form.
+        if CALENDAR_DATE.match(text):
+            try:
+                return date.fromisoformat(text)
+            except ValueError:
+                pass
+        self.require(False, field, "must be a date YYYY-MM-DD")
+        return None
 
     def member(self, value: int, kind: type[E], field: str, *, required: bool = True) -> E | None:
         """An enum value sent as its number; 0 (unspecified) only when not required."""
@@ -139,13 +143,21 @@ class Validator:
         code = value.strip().upper()
         if not code and not required:
             return code
-        self.require(standards.is_country(code), field, "must be an ISO 3166-1 alpha-2 code")
+        self.require(
+            standards.is_country(code),
+            field,
+            f"{value.strip()!r} is not an ISO 3166-1 alpha-2 country code",
+        )
         return code
 
     def currency(self, value: str, field: str) -> str:
         """An ISO 4217 code, upper-cased."""
         code = value.strip().upper()
-        self.require(standards.is_currency(code), field, "must be an ISO 4217 currency code")
+        self.require(
+            standards.is_currency(code),
+            field,
+            f"{value.strip()!r} is not an ISO 4217 currency code",
+        )
         return code
 
     def hs_code(self, value: str, field: str) -> str:
