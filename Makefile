@@ -9,13 +9,16 @@ PROTOS := $(shell find protos -name '*.proto')
 TOOLS_STAMP := $(VENV)/.tools-installed
 GEN_STAMP := gen/.generated
 INSTALL_STAMP := $(VENV)/.installed
+# Tools from npm (package.json, locked by package-lock.json): the buf CLI that lints
+# protos/ and checks them for breaking changes (buf.yaml, scripts/check_protos.sh).
+NODE_STAMP := node_modules/.installed
 # Browser tests drive Debian's chromium (never a browser downloaded by Playwright).
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # e.g. `make run RUN_FLAGS=--full-speed` or `RUN_FLAGS=--no-demo`.
 RUN_FLAGS ?=
 
-.PHONY: setup proto run test test-unit test-integration lint bench clean
+.PHONY: setup proto run test test-unit test-integration lint static-checks bench clean
 
 setup: $(INSTALL_STAMP)
 
@@ -39,6 +42,13 @@ $(INSTALL_STAMP): pyproject.toml constraints.txt $(GEN_STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
+# npm ci installs exactly the lock file (and empties node_modules first, stamp included).
+# --ignore-scripts: buf's optional post-install step only swaps its node launcher for
+# the native binary; the launcher runs that same binary (@bufbuild/buf-linux-x64 etc.).
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
@@ -46,8 +56,15 @@ $(CHROMIUM):
 run: setup
 	$(BIN)/chuhai-platform run $(RUN_FLAGS)
 
-test: setup $(CHROMIUM)
+# The checks that need no running infrastructure, cheapest first: Python lint, the
+# protobuf contracts (buf lint, breaking changes against the previous commit), then
+# the architecture's import contracts ([tool.importlinter] in pyproject.toml).
+static-checks: setup $(NODE_STAMP)
 	$(BIN)/ruff check .
+	scripts/check_protos.sh
+	$(BIN)/lint-imports --no-logo
+
+test: static-checks $(CHROMIUM)
 	$(BIN)/python -m pytest -q
 
 test-unit: setup
@@ -56,9 +73,8 @@ test-unit: setup
 bench: setup
 	$(BIN)/python bench/outbox_bench.py
 
-lint: setup
-	$(BIN)/ruff check .
+lint: static-checks
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf gen $(VENV) var .pytest_cache
+	rm -rf gen $(VENV) var .pytest_cache node_modules .import_linter_cache
