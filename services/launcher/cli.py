@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -46,9 +47,49 @@ DEFAULT_MONGO_PORT = 27017
 @dataclass
 class ManagedService:
     name: str
-    port: int
+    # Where it listens: its gRPC port, and the bureau's dashboard.
+    ports: tuple[int, ...]
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
+
+
+class PortReservations:
+    """Holds the services' ports while their services are not running.
+
+    The services' usual ports (50051-50054, 8080) lie in Linux's range of ephemeral
+    ports, from which every outgoing connection (a service's MongoDB pool, the relay's
+    Kafka client) draws its local port: once, booth's MongoDB connection got 50052 and
+    expo could never listen. A port with a bound socket is never handed out as an
+    ephemeral port, so the launcher binds each one from its start until just before the
+    service that listens on it is spawned, and again while a crashed one waits to restart.
+    """
+
+    def __init__(self, host: str) -> None:
+        self._host = host
+        self._held: dict[int, socket.socket] = {}
+
+    def hold(self, ports: tuple[int, ...]) -> None:
+        """Bind each port not held yet; a port something else uses is left to fail
+        later, in the service, with its own clear error."""
+        for port in ports:
+            if port in self._held or port == 0:
+                continue
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind((self._host, port))
+            except OSError:
+                sock.close()
+                continue
+            self._held[port] = sock
+
+    def release(self, ports: tuple[int, ...]) -> None:
+        for port in ports:
+            held = self._held.pop(port, None)
+            if held is not None:
+                held.close()
+
+    def release_all(self) -> None:
+        self.release(tuple(self._held))
 
 
 async def replay_outboxes(settings: Settings, services: tuple[str, ...] = OUTBOX_SERVICES) -> int:
@@ -88,12 +129,19 @@ class Supervisor:
     """Starts one process per service, restarts a crashed one with backoff, and stops
     them all (SIGTERM, then SIGKILL after a grace period) on request."""
 
-    def __init__(self, settings: Settings, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        env: dict[str, str],
+        log_dir: Path,
+        reservations: PortReservations,
+    ) -> None:
         self._settings = settings
         self._env = env
         self._log_dir = log_dir
+        self._reservations = reservations
         self._stopping = False
-        self.services = [ManagedService(n, settings.grpc_port(n)) for n in SERVICES]
+        self.services = [ManagedService(n, service_ports(settings, n)) for n in SERVICES]
         self._watchers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -103,6 +151,7 @@ class Supervisor:
             self._watchers.append(asyncio.create_task(self._watch(service)))
 
     async def _spawn(self, service: ManagedService) -> None:
+        self._reservations.release(service.ports)
         # Opening a local log file does not block the loop in any way that matters.
         log_file = open(self._log_dir / f"{service.name}.log", "ab")  # noqa: ASYNC230, SIM115
         service.process = await asyncio.create_subprocess_exec(
@@ -124,6 +173,7 @@ class Supervisor:
             code = await service.process.wait()
             if self._stopping:
                 return
+            self._reservations.hold(service.ports)
             service.restarts += 1
             delay = min(RESTART_BACKOFF_MAX_SECONDS, 2.0**service.restarts)
             log.warning(
@@ -155,6 +205,13 @@ class Supervisor:
                 await service.process.wait()
 
 
+def service_ports(settings: Settings, name: str) -> tuple[int, ...]:
+    """The ports a service listens on."""
+    if name == "bureau":
+        return (settings.grpc_port(name), settings.bureau_web_port)
+    return (settings.grpc_port(name),)
+
+
 def _embedded_ports() -> tuple[int | None, int | None]:
     """The usual ports when free, otherwise any free port (chosen by the launcher)."""
     kafka = DEFAULT_KAFKA_PORT if port_is_free(DEFAULT_KAFKA_PORT) else None
@@ -168,6 +225,10 @@ async def run_platform(var_dir: Path, *, demo: bool = True, pace: float = 1.0) -
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     kafka_port, mongo_port = _embedded_ports()
+    # The services' ports do not depend on where the infrastructure runs.
+    listening = Settings()
+    reservations = PortReservations(listening.grpc_host)
+    reservations.hold(tuple(p for n in SERVICES for p in service_ports(listening, n)))
     infra = EmbeddedInfrastructure(var_dir, kafka_port=kafka_port, mongo_port=mongo_port)
     await asyncio.to_thread(
         infra.start,
@@ -180,7 +241,7 @@ async def run_platform(var_dir: Path, *, demo: bool = True, pace: float = 1.0) -
     if infra.mongodb_uri:
         os.environ["MONGODB_URI"] = infra.mongodb_uri
     settings = Settings()
-    supervisor = Supervisor(settings, dict(os.environ), var_dir / "logs")
+    supervisor = Supervisor(settings, dict(os.environ), var_dir / "logs", reservations)
     try:
         await asyncio.to_thread(provision_topics, settings.kafka_bootstrap_servers)
         if infra.started_kafka:
@@ -201,6 +262,7 @@ async def run_platform(var_dir: Path, *, demo: bool = True, pace: float = 1.0) -
     finally:
         _say("\nStopping Chuhai…\n")
         await supervisor.stop()
+        reservations.release_all()
         await asyncio.to_thread(infra.stop)
         _say("Stopped.\n")
 

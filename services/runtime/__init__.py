@@ -1,3 +1,4 @@
-"""The shared runtime every Chuhai service is built on: settings, logging, the gRPC
-server bootstrap, MongoDB access, the transactional outbox and its relay, topic
-provisioning and the embedded infrastructure launcher."""
+"""The shared runtime every Chuhai service is built on, in two layers:
+``runtime.kernel`` (pure: errors, validation, standards codes, credit code, clock) and
+``runtime.adapters`` (MongoDB, outbox and relay, Kafka, topics, gRPC, service host, the
+use-case runner). See docs/architecture.md, "Layers"."""

@@ -140,7 +140,6 @@ async def test_relay_crash_windows_lose_nothing_and_copies_share_their_event_id(
     outbox: Outbox,
     publisher: KafkaEventPublisher,
     topic: TopicSpec,
-    unique: str,
 ) -> None:
     codes = [random_credit_code() for _ in range(5)]
     # Crash between commit and publish: the events are committed, no relay ran.

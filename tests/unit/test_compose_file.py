@@ -3,9 +3,12 @@ describes, and deploy/Dockerfile builds the one image the way `make` builds the 
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -75,8 +78,18 @@ def test_kafka_is_kraft_without_auto_created_topics(services: dict) -> None:
     assert "healthcheck" in services["kafka"]
     # Topics come from runtime.adapters.topics, once, before any service starts.
     init = services["topic-init"]
-    assert init["restart"] == "no" and "provision_topics" in " ".join(init["command"])
+    assert init["restart"] == "no" and init["command"] == ["chuhai-platform", "topics"]
     assert init["depends_on"] == {"kafka": {"condition": "service_healthy"}}
+
+
+def test_every_command_the_compose_file_runs_exists_in_the_image(services: dict) -> None:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module, function = scripts["chuhai-platform"].split(":")
+    with pytest.raises(SystemExit) as shown:
+        getattr(importlib.import_module(module), function)(["topics", "--help"])
+    assert shown.value.code == 0
+    for name in SERVICES:
+        assert importlib.util.find_spec(f"{name}.__main__") is not None
 
 
 def test_mongo_is_the_replica_set_the_services_connect_to(services: dict) -> None:

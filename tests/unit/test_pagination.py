@@ -22,12 +22,19 @@ def request(size: int, token: str = "", query: object = ("all",)):  # type: igno
 def test_pages_walk_the_whole_list_once_in_order() -> None:
     seen: list[tuple[int, str]] = []
     token = ""
-    while True:
+    for _ in range(len(ITEMS)):
         page, token = keyset_slice(ITEMS, lambda item: item, request(3, token))
         seen.extend(page)
         if not token:
             break
     assert seen == ITEMS
+    assert token == ""
+
+
+def test_a_page_that_ends_the_list_exactly_has_no_next_token() -> None:
+    first, token = keyset_slice(ITEMS[:6], lambda item: item, request(3))
+    second, last = keyset_slice(ITEMS[:6], lambda item: item, request(3, token))
+    assert (first, second, last) == (ITEMS[:3], ITEMS[3:6], "")
 
 
 def test_a_page_continues_after_the_last_key_even_if_items_were_inserted() -> None:

@@ -31,15 +31,14 @@ class GrpcServer:
 
     def __init__(
         self,
-        bindings: Sequence[ServiceBinding],
         *,
         host: str,
         port: int,
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     ) -> None:
-        self._bindings = tuple(bindings)
         self._address = f"{host}:{port}"
         self._host = host
+        self._bindings: tuple[ServiceBinding, ...] = ()
         # Future interceptors (authentication, rate limits) go before error mapping so
         # their own domain errors are mapped too.
         self._server = grpc.aio.server(interceptors=[*interceptors, DomainErrorInterceptor()])
@@ -49,10 +48,23 @@ class GrpcServer:
     @property
     def address(self) -> str:
         if self.port is None:
-            raise RuntimeError("server not started")
+            raise RuntimeError("server not bound")
         return f"{self._host}:{self.port}"
 
-    async def start(self) -> int:
+    def bind(self) -> int:
+        """Claim the port now; serve from start(). A service binds before it opens its
+        MongoDB and Kafka connections: their ephemeral local ports are drawn from a
+        range that holds the services' ports, and one of them once took a port a
+        service was about to listen on."""
+        if self.port is None:
+            self.port = self._server.add_insecure_port(self._address)
+            if self.port == 0:
+                raise OSError(f"cannot listen on {self._address}")
+        return self.port
+
+    async def start(self, bindings: Sequence[ServiceBinding]) -> int:
+        self.bind()
+        self._bindings = tuple(bindings)
         for binding in self._bindings:
             binding.add_to_server(binding.servicer, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -65,9 +77,6 @@ class GrpcServer:
             ],
             self._server,
         )
-        self.port = self._server.add_insecure_port(self._address)
-        if self.port == 0:
-            raise OSError(f"cannot listen on {self._address}")
         await self._server.start()
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info("gRPC server listening", extra={"address": self.address, "services": names})

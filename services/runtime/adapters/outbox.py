@@ -67,15 +67,23 @@ class Transaction:
         self._correlation_id = correlation_id
 
     async def record(
-        self, topic: TopicSpec, payload: Message, *, aggregate_id: str, event_id: str = ""
+        self,
+        topic: TopicSpec,
+        payload: Message,
+        *,
+        aggregate_id: str,
+        event_id: str = "",
+        occurred_at: datetime | None = None,
     ) -> EventEnvelope:
-        """Write an event to the outbox inside this transaction."""
+        """Write an event to the outbox inside this transaction; it occurred at
+        ``occurred_at`` (the unit of work's moment), or now."""
         envelope = envelope_for(
             payload,
             aggregate_id=aggregate_id,
             producer=self._producer,
             correlation_id=self._correlation_id,
             event_id=event_id,
+            occurred_at=occurred_at,
         )
         await self.db[OUTBOX_COLLECTION].insert_one(
             {

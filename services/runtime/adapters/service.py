@@ -88,17 +88,15 @@ class ServiceHost:
 
     async def start(self) -> None:
         settings = self._settings
+        self.server = GrpcServer(host=settings.grpc_host, port=settings.grpc_port(self.name))
+        self.server.bind()
         self._mongo = await connect_mongo(settings.mongodb_uri, app_name=f"chuhai-{self.name}")
         db = self._mongo.get_database(settings.database_name(self.name))
         outbox = Outbox(self._mongo, db, producer=self.name)
         if self._relays_outbox:
             await self._start_relay(outbox, db)
         self._context = ServiceContext(self.name, settings, self._mongo, db, outbox, self._clock)
-        bindings = await self._build(self._context)
-        self.server = GrpcServer(
-            bindings, host=settings.grpc_host, port=settings.grpc_port(self.name)
-        )
-        await self.server.start()
+        await self.server.start(await self._build(self._context))
         self._background = [
             asyncio.create_task(loop(), name=f"{self.name}-{name}")
             for name, loop in self._context.background.items()

@@ -105,6 +105,9 @@ class MongoUnitOfWork(Generic[S]):
                 outgoing.payload,
                 aggregate_id=outgoing.aggregate_id,
                 event_id=outgoing.event_id,
+                # The moment the use case decided at: events and state agree, also
+                # under a clock a test moved.
+                occurred_at=self._now,
             )
         self._events.clear()
 

@@ -27,6 +27,8 @@ T = TypeVar("T")
 REQUEST_ID_MAX_LENGTH = 128
 TEXT_MAX_LENGTH = 200
 IDENTIFIER_MAX_LENGTH = 200
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+SLUG_RULE = "2-63 characters: lowercase letters, digits and '-'"
 CALENDAR_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -118,16 +120,30 @@ class Validator:
         self.require(False, field, "must be a date YYYY-MM-DD")
         return None
 
-    def member(self, value: int, kind: type[E], field: str, *, required: bool = True) -> E | None:
-        """An enum value sent as its number; 0 (unspecified) only when not required."""
+    def member(
+        self,
+        value: int,
+        kind: type[E],
+        field: str,
+        *,
+        required: bool = True,
+        description: str = "",
+    ) -> E | None:
+        """An enum value sent as its number; 0 (unspecified) only when not required.
+        ``description`` says what is allowed in the API's words (its enum names)."""
         if value == 0 and not required:
             return None
         try:
             return kind(value)
         except ValueError:
             names = ", ".join(member.name for member in kind)
-            self.require(False, field, f"must be one of {names}")
+            self.require(False, field, description or f"must be one of {names}")
             return None
+
+    def slug(self, value: str, field: str) -> str:
+        """An id chosen by a person for something others will type, such as a fair or an
+        expo edition: 2 to 63 lowercase letters, digits and '-'."""
+        return self.identifier(value, field, pattern=SLUG_PATTERN, rule=SLUG_RULE)
 
     # Standards --------------------------------------------------------------------------
 

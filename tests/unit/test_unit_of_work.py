@@ -1,0 +1,53 @@
+"""The unit of work writes a use case's events to the outbox, in order, at its moment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from chuhai.booth.v1 import events_pb2
+from runtime.adapters.topics import BOOTH_FAIRS
+from runtime.adapters.unit_of_work import MongoUnitOfWork, OutgoingEvent
+
+NOW = datetime(2026, 4, 15, 9, 30, 0, 123000, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class FairOpened:
+    fair_id: str
+
+
+def encode(event: FairOpened) -> OutgoingEvent:
+    return OutgoingEvent(
+        BOOTH_FAIRS,
+        events_pb2.FairOpened(fair_id=event.fair_id),
+        aggregate_id=event.fair_id,
+        event_id=f"opened:{event.fair_id}",
+    )
+
+
+class RecordingTransaction:
+    def __init__(self) -> None:
+        self.recorded: list[dict[str, Any]] = []
+
+    async def record(self, topic: Any, payload: Any, **headers: Any) -> None:
+        self.recorded.append({"topic": topic, "payload": payload, **headers})
+
+
+async def test_flush_writes_the_recorded_events_in_order_at_the_units_moment() -> None:
+    tx = RecordingTransaction()
+    uow = MongoUnitOfWork(store=None, now=NOW, tx=tx, encode=encode)  # type: ignore[arg-type]
+    uow.record(FairOpened("canton-137"))
+    uow.record(FairOpened("asean-21"), FairOpened("canton-138"))
+    assert tx.recorded == []
+
+    await uow.flush()
+
+    assert [r["payload"].fair_id for r in tx.recorded] == ["canton-137", "asean-21", "canton-138"]
+    assert {r["occurred_at"] for r in tx.recorded} == {NOW}
+    assert {r["topic"] for r in tx.recorded} == {BOOTH_FAIRS}
+    assert tx.recorded[0]["event_id"] == "opened:canton-137"
+    assert tx.recorded[0]["aggregate_id"] == "canton-137"
+    await uow.flush()
+    assert len(tx.recorded) == 3
