@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import grpc
 import pytest
+from bson.binary import Binary
 from google.protobuf.timestamp_pb2 import Timestamp
 from pymongo import AsyncMongoClient
 
@@ -38,12 +39,13 @@ from launcher.cli import replay_outboxes, wait_serving
 from launcher.embedded import EmbeddedInfrastructure, free_port
 from runtime.adapters.events import envelope_for
 from runtime.adapters.kafka import KafkaEventPublisher
-from runtime.adapters.outbox import Outbox, OutboxRelay, Transaction
+from runtime.adapters.outbox import OUTBOX_COLLECTION, Outbox, OutboxRelay, Transaction
 from runtime.adapters.service import ServiceHost
 from runtime.adapters.settings import Settings
 from runtime.adapters.topics import EXPO_VISITS, provision_topics
 from tests.integration.test_booth import fair_request, register_exporters
 from tests.kafka_reading import read_records
+from tests.unit.test_bureau_upcast import assert_figures_of_the_mixed_history, mixed_history
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -401,3 +403,32 @@ async def test_a_snapshot_of_an_earlier_format_is_rebuilt_from_the_journal(
     headline = figures.headline()
     assert (headline.buyers, headline.countries) == (1, 1)
     assert figures.apply(visit) is False
+
+
+async def test_version_one_events_of_an_upgraded_installation_keep_their_figures(
+    mongo: AsyncMongoClient, settings: Settings, unique: str
+) -> None:
+    """Its journal (behind a snapshot of the earlier format) and its outboxes hold events
+    recorded before payloads stopped embedding API resources, and after."""
+    history = mixed_history()
+    db = mongo.get_database(f"t{unique}_bureau_store")
+    store = BureauStore(mongo, db)
+    await store.load()
+    await store.append([(envelope.event_id, envelope.SerializeToString()) for envelope in history])
+    await db.snapshots.insert_one(
+        {"_id": "live", "journal_seq": len(history), "state": {"format": 1, "firms": []}}
+    )
+
+    assert_figures_of_the_mixed_history(await BureauStore(mongo, db).load())
+
+    for position, envelope in enumerate(history):
+        outbox = mongo.get_database(settings.database_name(envelope.producer))[OUTBOX_COLLECTION]
+        await outbox.insert_one(
+            {
+                "_id": envelope.event_id,
+                "position": position,
+                "envelope": Binary(envelope.SerializeToString()),
+            }
+        )
+
+    assert_figures_of_the_mixed_history(await rebuild_from_outboxes(mongo, settings))

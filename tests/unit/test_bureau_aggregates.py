@@ -13,6 +13,7 @@ from typing import Any
 import pycountry
 import pytest
 from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
 
 from bureau.figures import BureauFigures
 from bureau.projections.base import Projection, Route, route
@@ -330,14 +331,16 @@ def test_an_unknown_payload_type_is_skipped_and_counted_never_applied() -> None:
     assert bureau.dispatcher.skipped_by_kind() == {"chuhai.future.v1.Unknown v1": 1}
 
 
-def test_a_schema_version_its_projection_does_not_handle_is_skipped_and_counted() -> None:
+def test_a_schema_version_neither_read_nor_upcast_is_skipped_and_counted() -> None:
+    """Version 1 of a changed payload is read (see test_bureau_upcast); a version from
+    a producer ahead of this build is not."""
     bureau = BureauFigures()
-    old_fair = fair_created("canton-131", standard=3, brand=1)
-    old_fair.schema_version = 1
+    future_fair = fair_created("canton-131", standard=3, brand=1)
+    future_fair.schema_version = 3
     future_exporter = exporter_registered("firm-a")
     future_exporter.schema_version = 3
 
-    assert bureau.apply(old_fair) is False
+    assert bureau.apply(future_fair) is False
     assert bureau.apply(future_exporter) is False
 
     assert bureau.booths() == []
@@ -347,7 +350,7 @@ def test_a_schema_version_its_projection_does_not_handle_is_skipped_and_counted(
     assert bureau.events_skipped() == 2
     assert bureau.dispatcher.skipped_by_kind() == {
         "chuhai.booth.v1.ExporterRegistered v3": 1,
-        "chuhai.booth.v1.FairCreated v1": 1,
+        "chuhai.booth.v1.FairCreated v3": 1,
     }
 
 
@@ -432,19 +435,25 @@ def test_a_payload_type_routed_to_two_projections_is_refused() -> None:
 
 
 def test_every_event_the_services_publish_is_read_at_its_current_version() -> None:
-    """Nothing a producer of this build records is skipped; a version bump in a .proto
-    fails here until a projection declares it."""
-    handled = BureauFigures().dispatcher.handled_versions()
-    payloads = EventEnvelope.DESCRIPTOR.oneofs_by_name["payload"].fields
-    expected = {field.message_type.full_name: field.message_type for field in payloads}
+    """Nothing a producer of this build records is skipped; a new payload type, or a
+    version bump in a .proto, fails here until a projection declares it."""
+    # The reservation handlers read dates, which an empty payload lacks.
+    dated = {
+        warehouse.CapacityReserved: capacity_reserved("r-1", "WH-1", 1, "2024-01-01", "2024-01-02"),
+        warehouse.ReservationCancelled: reservation_cancelled(
+            "r-1", "WH-1", 1, "2024-01-01", "2024-01-02"
+        ),
+    }
+    bureau = BureauFigures()
 
-    assert set(handled) == set(expected)
-    for type_name, versions in handled.items():
-        payload_type = getattr(
-            {"booth": booth, "expo": expo, "warehouse": warehouse}[type_name.split(".")[1]],
-            expected[type_name].name,
-        )
-        assert schema_version(payload_type) in versions, type_name
+    for payload_field in EventEnvelope.DESCRIPTOR.oneofs_by_name["payload"].fields:
+        payload_type = GetMessageClass(payload_field.message_type)
+        # envelope_for stamps the payload type's current schema version.
+        envelope = dated.get(payload_type) or event(payload_type(), "aggregate")
+        assert envelope.schema_version == schema_version(payload_type)
+        assert bureau.apply(envelope) is True, payload_field.message_type.full_name
+
+    assert bureau.events_skipped() == 0
 
 
 def test_an_envelope_without_an_event_id_is_refused() -> None:

@@ -19,7 +19,10 @@ Handler = Callable[[Any, int], None]
 @dataclass(frozen=True)
 class Route:
     """One payload type a projection reads, the versions of its schema it understands
-    (the `(chuhai.events.v1.schema_version)` option of the .proto), and its handler."""
+    (the `(chuhai.schema.v1.schema_version)` option of the .proto), and its handler.
+
+    Older versions that bureau.projections.upcast reads reach the handler upcast to one
+    of these, so a route names only versions its handler is written for."""
 
     payload_type: type[Message]
     versions: frozenset[int]

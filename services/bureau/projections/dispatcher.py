@@ -5,10 +5,12 @@ on top of that every projection's handlers are idempotent on the state of their 
 aggregate (see Projection). So a copy of an event under a new id, or an event applied
 again after a restore whose id set lagged the snapshot, changes no figure either.
 
-An event the bureau cannot read — a payload type no projection declares, or a schema
-version its projection does not handle — is skipped: logged, counted, and neither
-applied nor remembered as applied, so a bureau that learns to read it applies it when
-it is delivered again (a rebuild from the outboxes, a replay).
+An older version of a payload is upcast to the current one before it is routed (see
+bureau.projections.upcast), so projections only ever see the versions they declare.
+An event the bureau still cannot read — a payload type no projection declares, or a
+schema version neither its projection nor an upcaster handles — is skipped: logged,
+counted, and neither applied nor remembered as applied, so a bureau that learns to read
+it applies it when it is delivered again (a rebuild from the outboxes, a replay).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from bureau.projections.base import Projection, Route, timestamp_us
+from bureau.projections.upcast import upcast
 from chuhai.events.v1.envelope_pb2 import EventEnvelope
 
 log = logging.getLogger(__name__)
@@ -67,14 +70,20 @@ class Dispatcher:
         if event_id in self._applied_event_ids:
             self._redelivered += 1
             return False
-        payload_field = envelope.WhichOneof("payload")
-        payload = getattr(envelope, payload_field) if payload_field else None
-        # The payload's own type, not the envelope's oneof field name nor its `type` text;
-        # a payload this build's envelope does not know parses as none at all.
-        type_name = payload.DESCRIPTOR.full_name if payload is not None else envelope.type
         version = envelope.schema_version or _UNVERSIONED
-        route = self._routes.get(type_name) if payload is not None else None
-        if route is None or version not in route.versions:
+        payload_field = envelope.WhichOneof("payload")
+        if payload_field is None:
+            # A payload this build's envelope does not know parses as none at all.
+            self._skip(event_id, envelope.type, version, known_type=False)
+            return False
+        payload = getattr(envelope, payload_field)
+        # The payload's own type routes it, not the envelope's oneof field name nor its
+        # `type` text.
+        type_name = payload.DESCRIPTOR.full_name
+        route = self._routes.get(type_name)
+        payload, readable_version = upcast(payload, version)
+        if route is None or readable_version not in route.versions:
+            # Counted under the version it was recorded at, as the producer stamped it.
             self._skip(event_id, type_name, version, known_type=route is not None)
             return False
         occurred_us = timestamp_us(envelope.occurred_at)
@@ -130,10 +139,6 @@ class Dispatcher:
     def newest_event_us(self) -> int | None:
         """occurred_at of the newest event applied, in microseconds; None before any."""
         return self._newest_event_us
-
-    def handled_versions(self) -> dict[str, frozenset[int]]:
-        """Payload type -> the schema versions of it that are applied."""
-        return {type_name: route.versions for type_name, route in self._routes.items()}
 
     def projection(self, kind: type[P]) -> P:
         for projection in self._projections.values():
