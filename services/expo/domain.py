@@ -11,14 +11,12 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from runtime.kernel.errors import FailedPrecondition, NotFound, ResourceExhausted
 from runtime.kernel.standards import hs_heading
 from runtime.kernel.validation import Validator
 
-EDITION_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
-EDITION_ID_RULE = "2-63 characters: lowercase letters, digits and '-'"
 DESCRIPTION_MAX_LENGTH = 4000
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DEFAULT_MAX_QUOTES = 5
@@ -96,10 +94,10 @@ class Incoterm(enum.IntEnum):
 
 
 def parse_incoterm(check: Validator, value: int, field: str = "incoterm") -> Incoterm:
-    valid = check.require(
-        value in Incoterm._value2member_map_, field, "must be one of the Incoterms 2020 rules"
+    rule = check.member(
+        value, Incoterm, field, description="must be one of the Incoterms 2020 rules"
     )
-    return Incoterm(value) if valid else Incoterm.EXW
+    return rule or Incoterm.EXW
 
 
 # Money -----------------------------------------------------------------------------------
@@ -141,7 +139,12 @@ def optional_money(check: Validator, field: str, money: Money) -> Money | None:
 
 @dataclass(frozen=True)
 class ExpoOpened:
-    edition: Edition
+    edition_id: str
+    name: str
+    fair_id: str
+    starts_on: date
+    ends_on: date
+    allow_online_only: bool
 
 
 @dataclass(frozen=True)
@@ -151,12 +154,22 @@ class ExpoClosed:
 
 @dataclass(frozen=True)
 class ExhibitorJoined:
-    exhibitor: Exhibitor
+    edition_id: str
+    credit_code: str
+    name: str
+    industry: str
+    kind: ExhibitorKind
+    # Empty for an online-only exhibitor.
+    booth_number: str
 
 
 @dataclass(frozen=True)
 class ProductListed:
-    product: Product
+    product_id: str
+    edition_id: str
+    credit_code: str
+    name: str
+    hs_code: str
 
 
 @dataclass(frozen=True)
@@ -184,7 +197,18 @@ class ExhibitorVisited:
 
 @dataclass(frozen=True)
 class IntentSubmitted:
-    intent: Intent
+    intent_id: str
+    edition_id: str
+    buyer_id: str
+    buyer_country: str
+    kind: IntentKind
+    hs_code: str
+    quantity: int
+    unit: str
+    target_price: Money | None
+    incoterm: Incoterm
+    destination_country: str
+    deadline: datetime
     # Industries of the exhibitors it reached.
     industries: tuple[str, ...]
 
@@ -251,9 +275,7 @@ class NewEdition:
         ends_on: str,
         allow_online_only: bool,
     ) -> NewEdition:
-        edition_id = check.identifier(
-            edition_id, "edition_id", pattern=EDITION_ID_PATTERN, rule=EDITION_ID_RULE
-        )
+        edition_id = check.slug(edition_id, "edition_id")
         name = check.text(name, "name")
         fair_id = check.identifier(fair_id, "fair_id")
         starts = check.date(starts_on, "starts_on")
@@ -303,7 +325,14 @@ class Edition:
         if self.status not in (EditionStatus.DRAFT, EditionStatus.CLOSED):
             raise FailedPrecondition(f"expo edition {self.edition_id} cannot be opened now")
         opened = replace(self, status=EditionStatus.OPEN)
-        return opened, ExpoOpened(opened)
+        return opened, ExpoOpened(
+            edition_id=self.edition_id,
+            name=self.name,
+            fair_id=self.fair_id,
+            starts_on=self.starts_on,
+            ends_on=self.ends_on,
+            allow_online_only=self.allow_online_only,
+        )
 
     def close(self) -> tuple[Edition, ExpoClosed]:
         if self.status != EditionStatus.OPEN:
@@ -319,6 +348,12 @@ class Edition:
         """Buyers visit and send intents only while the edition is open."""
         if self.status != EditionStatus.OPEN:
             raise FailedPrecondition(f"expo edition {self.edition_id} is not open")
+
+    def fair_for_joining(self) -> str:
+        """The fair whose booth service standing decides how an exporter exhibits (admit);
+        asked only while the edition still takes exhibitors."""
+        self.ensure_not_closed()
+        return self.fair_id
 
     def admit(
         self, credit_code: str, standing: BoothStanding, now: datetime
@@ -344,7 +379,15 @@ class Edition:
             booth_number=standing.booth_number if standing.has_booth else "",
             joined_at=now,
         )
-        return exhibitor, ExhibitorJoined(exhibitor)
+        joined = ExhibitorJoined(
+            edition_id=exhibitor.edition_id,
+            credit_code=exhibitor.credit_code,
+            name=exhibitor.name,
+            industry=exhibitor.industry,
+            kind=exhibitor.kind,
+            booth_number=exhibitor.booth_number,
+        )
+        return exhibitor, joined
 
     def receive_visits(
         self,
@@ -389,6 +432,19 @@ class Edition:
                 )
             )
         return events
+
+    def admit_intent(self, draft: IntentDraft, now: datetime) -> IntentAdmission:
+        """Whether the edition takes this intent at ``now``: its deadline must lie ahead
+        (a field of the request, so INVALID_ARGUMENT) and the edition be open.
+
+        The deadline is checked here, at the moment of the request's transaction, not when
+        the request is decoded: a retry of an accepted intent after its deadline gets the
+        first answer back instead of a refusal."""
+        check = Validator()
+        draft.check_deadline(check, now)
+        check.raise_if_invalid()
+        self.ensure_open()
+        return IntentAdmission(draft, now)
 
 
 # Exhibitors and their showrooms ----------------------------------------------------------
@@ -482,7 +538,12 @@ class Exhibitor:
     def exhibitor_id(self) -> str:
         return exhibitor_id(self.edition_id, self.credit_code)
 
-    def list_product(self, draft: ProductDraft, product_id: str) -> tuple[Product, ProductListed]:
+    def list_product(
+        self, edition: Edition, draft: ProductDraft, product_id: str
+    ) -> tuple[Product, ProductListed]:
+        """A product in this exhibitor's showroom at ``edition`` (its own), while the edition
+        has not closed."""
+        edition.ensure_not_closed()
         product = Product(
             product_id=product_id,
             edition_id=self.edition_id,
@@ -496,7 +557,14 @@ class Exhibitor:
             price_max=draft.price_max,
             certifications=draft.certifications,
         )
-        return product, ProductListed(product)
+        listed = ProductListed(
+            product_id=product_id,
+            edition_id=self.edition_id,
+            credit_code=self.credit_code,
+            name=draft.name,
+            hs_code=draft.hs_code,
+        )
+        return product, listed
 
     def ensure_shows(self, product: Product | None, product_id: str) -> None:
         """An inquiry about a product names one of this exhibitor's products."""
@@ -559,10 +627,11 @@ class BuyerDraft:
         """``path`` prefixes field names of a buyer inside a list ("buyers[3].")."""
         company = check.text(company, f"{path}company")
         country = check.country(country, f"{path}country")
-        valid_type = check.require(
-            buyer_type in BuyerType._value2member_map_,
+        kind = check.member(
+            buyer_type,
+            BuyerType,
             f"{path}buyer_type",
-            "must be BUYER_TYPE_NEW or BUYER_TYPE_RETURNING",
+            description="must be BUYER_TYPE_NEW or BUYER_TYPE_RETURNING",
         )
         email = contact_email.strip()
         check.require(
@@ -575,9 +644,7 @@ class BuyerDraft:
             email=email,
             phone=check.text(contact_phone, f"{path}contact.phone", required=False),
         )
-        return cls(
-            company, country, BuyerType(buyer_type) if valid_type else BuyerType.NEW, contact
-        )
+        return cls(company, country, kind or BuyerType.NEW, contact)
 
 
 @dataclass(frozen=True)
@@ -667,7 +734,6 @@ class IntentDraft:
     def parse(
         cls,
         check: Validator,
-        now: datetime,
         *,
         edition_id: str,
         buyer_id: str,
@@ -684,14 +750,14 @@ class IntentDraft:
         deadline: datetime | None,
         max_quotes: int,
     ) -> IntentDraft:
+        """The request's terms; of the deadline only that it is there: whether it lies
+        ahead depends on the moment of submission (check_deadline, by Edition.admit_intent)."""
         edition_id = check.identifier(edition_id, "edition_id")
         buyer_id = check.identifier(buyer_id, "buyer_id")
-        valid_kind = check.require(
-            kind in IntentKind._value2member_map_,
-            "kind",
-            "must be INTENT_KIND_INQUIRY or INTENT_KIND_RFQ",
+        intent_kind = check.member(
+            kind, IntentKind, "kind", description="must be INTENT_KIND_INQUIRY or INTENT_KIND_RFQ"
         )
-        intent_kind = IntentKind(kind) if valid_kind else IntentKind.RFQ
+        intent_kind = intent_kind or IntentKind.RFQ
         exhibitor = ""
         if intent_kind == IntentKind.INQUIRY:
             exhibitor = check.credit_code(exhibitor_credit_code, "exhibitor_credit_code")
@@ -703,12 +769,7 @@ class IntentDraft:
         country = check.country(destination_country, "destination_country")
         if deadline is None:
             check.require(False, "deadline", "is required")
-            deadline = now
-        else:
-            check.require(deadline > now, "deadline", "must be in the future")
-            check.require(
-                deadline <= now + MAX_INTENT_LIFETIME, "deadline", "at most 180 days from now"
-            )
+            deadline = datetime.min.replace(tzinfo=UTC)
         if intent_kind == IntentKind.RFQ:
             check.require(
                 0 <= max_quotes <= MAX_QUOTES_LIMIT, "max_quotes", f"0 to {MAX_QUOTES_LIMIT}"
@@ -733,15 +794,56 @@ class IntentDraft:
             max_quotes=max_quotes,
         )
 
-    def rfq_recipients(self, listings: Iterable[tuple[str, str]]) -> list[str]:
-        """The exhibitors an RFQ reaches; refused when no exhibitor lists such products."""
+    @property
+    def hs_heading(self) -> str:
+        return hs_heading(self.hs_code)
+
+    def check_deadline(self, check: Validator, now: datetime) -> None:
+        """The deadline of an intent submitted at ``now`` lies after it, by at most
+        MAX_INTENT_LIFETIME."""
+        check.require(self.deadline > now, "deadline", "must be in the future")
+        check.require(
+            self.deadline <= now + MAX_INTENT_LIFETIME, "deadline", "at most 180 days from now"
+        )
+
+    def recipients(
+        self,
+        *,
+        exhibitor: Exhibitor | None = None,
+        product: Product | None = None,
+        listings: Iterable[tuple[str, str]] = (),
+    ) -> list[str]:
+        """The exhibitors the intent reaches, or why none would receive it.
+
+        An inquiry reaches the exhibitor it names (``exhibitor``, None when that exporter
+        does not exhibit at the edition), about one of its products if it names one
+        (``product``, None when there is no such product). An RFQ reaches every exhibitor
+        among ``listings`` (the edition's (credit code, HS code) pairs under its HS
+        heading) with a product under that heading, and is refused when there is none."""
+        if self.kind == IntentKind.INQUIRY:
+            if exhibitor is None:
+                raise NotFound(
+                    f"{self.exhibitor_credit_code} is not an exhibitor of expo edition "
+                    f"{self.edition_id}"
+                )
+            if self.product_id:
+                exhibitor.ensure_shows(product, self.product_id)
+            return [exhibitor.credit_code]
         recipients = rfq_recipients(self.hs_code, listings)
         if not recipients:
             raise FailedPrecondition(
                 f"no exhibitor of {self.edition_id} lists products under HS heading "
-                f"{hs_heading(self.hs_code)}"
+                f"{self.hs_heading}"
             )
         return recipients
+
+
+@dataclass(frozen=True)
+class IntentAdmission:
+    """An open edition's yes to an intent submitted at this moment (Edition.admit_intent)."""
+
+    draft: IntentDraft
+    at: datetime
 
 
 def rfq_recipients(hs_code: str, listings: Iterable[tuple[str, str]]) -> list[str]:
@@ -883,15 +985,16 @@ class Intent:
     @classmethod
     def submit(
         cls,
-        draft: IntentDraft,
+        admission: IntentAdmission,
         *,
         intent_id: str,
         buyer: Buyer,
         recipients: Sequence[str],
         reached: Iterable[Exhibitor],
-        now: datetime,
     ) -> tuple[Intent, list[IntentSubmitted | RfqMatched]]:
-        """The intent, matched to ``recipients`` (``reached`` are those exhibitors)."""
+        """The intent the edition admitted, matched to ``recipients`` (IntentDraft.recipients;
+        ``reached`` are those exhibitors)."""
+        draft = admission.draft
         intent = cls(
             intent_id=intent_id,
             edition_id=draft.edition_id,
@@ -912,10 +1015,24 @@ class Intent:
             state=IntentState.MATCHED,
             recipients=tuple(recipients),
             responses=(),
-            submitted_at=now,
+            submitted_at=admission.at,
         )
-        industries = tuple(sorted({e.industry for e in reached if e.industry}))
-        events: list[IntentSubmitted | RfqMatched] = [IntentSubmitted(intent, industries)]
+        submitted = IntentSubmitted(
+            intent_id=intent_id,
+            edition_id=intent.edition_id,
+            buyer_id=intent.buyer_id,
+            buyer_country=intent.buyer_country,
+            kind=intent.kind,
+            hs_code=intent.hs_code,
+            quantity=intent.quantity,
+            unit=intent.unit,
+            target_price=intent.target_price,
+            incoterm=intent.incoterm,
+            destination_country=intent.destination_country,
+            deadline=intent.deadline,
+            industries=tuple(sorted({e.industry for e in reached if e.industry})),
+        )
+        events: list[IntentSubmitted | RfqMatched] = [submitted]
         if intent.kind == IntentKind.RFQ:
             events.append(RfqMatched(intent_id, intent.edition_id, intent.recipients))
         return intent, events
@@ -938,7 +1055,12 @@ class Intent:
         """One addressed exhibitor quotes or declines, once, while the intent is open.
 
         Enough quotes close it; a first quote makes it QUOTED; the last of all
-        recipients declining makes it DECLINED."""
+        recipients declining makes it DECLINED.
+
+        The deadline comes first: an overdue intent is settled (settle_if_due) before a
+        response is considered, in a transaction of its own, and the response is then
+        refused; refusing it must not undo the settling. Here an overdue intent is only
+        refused, for a caller that did not settle it."""
         if self.is_due(now):
             raise FailedPrecondition(f"intent {self.intent_id} passed its deadline")
         if not self.is_open:
@@ -990,8 +1112,10 @@ class Intent:
         return self._close("buyer")
 
     def settle_if_due(self, now: datetime) -> tuple[Intent, list[IntentClosed | IntentExpired]]:
-        """Past its deadline an open intent closes if someone quoted and expires
-        otherwise; before it (or once finished) nothing happens."""
+        """What the deadline does to the intent at ``now``: past it an open intent closes
+        if someone quoted and expires otherwise; before it (or once finished) nothing
+        happens (no events). Due before any response is considered (see respond), and by
+        the expiry sweep."""
         if not self.is_due(now):
             return self, []
         if self.state == IntentState.QUOTED:

@@ -178,7 +178,7 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
     async def SubmitIntent(
         self, request: pb.SubmitIntentRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitIntentResponse:
-        draft = messages.intent_draft(request, self._runner.clock.now())
+        draft = messages.intent_draft(request)
         response = await self._runner.run_once(
             "SubmitIntent",
             request.request_id,
@@ -197,9 +197,9 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
         self, request: pb.RespondToIntentRequest, context: grpc.aio.ServicerContext
     ) -> pb.RespondToIntentResponse:
         answer = messages.answer(request)
-        # A response that comes too late first settles the intent (expired, or closed with
-        # the quotes it has) in its own transaction; the response is then refused, and
-        # refusing it must not roll the settling back.
+        # Two transactions: the deadline settles an overdue intent before a response is
+        # considered (Intent.respond), and the refusal that follows rolls back its own
+        # transaction only, not the settling.
         await self._settle_if_due(answer.intent_id)
         return await self._runner.run_once(
             "RespondToIntent",
@@ -245,8 +245,9 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
         )
 
     async def expire_due_intents(self) -> int:
-        """One sweep: close or expire every open intent past its deadline, each in its
-        own transaction."""
+        """One sweep: close or expire the open intents past their deadline (up to
+        handlers.EXPIRY_BATCH per state). Each is settled in a transaction of its own, so
+        one that fails or conflicts with a request leaves the others settled."""
         due = await handlers.due_intents(self._runner.reader(), self._runner.clock.now())
         settled = 0
         for intent_id in due:

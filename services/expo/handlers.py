@@ -34,10 +34,11 @@ from expo.domain import (
 from expo.storage import ExpoStore
 from runtime.adapters.pagination import PageRequest
 from runtime.adapters.unit_of_work import UnitOfWork
-from runtime.kernel.errors import NotFound
-from runtime.kernel.standards import hs_heading
+from runtime.kernel.errors import AlreadyExists, NotFound
 
-# Intents one expiry sweep settles at most, per open state.
+# Intents one expiry sweep settles at most, per open state. A backlog (the service was
+# down past many deadlines) is worked off a batch per sweep: the list of due ids a sweep
+# holds stays small and one sweep short, and the next sweep reads afresh what is still due.
 EXPIRY_BATCH = 200
 
 
@@ -80,7 +81,8 @@ async def _intent(store: ExpoStore, intent_id: str) -> Intent:
 
 async def create_edition(uow: UnitOfWork[ExpoStore], command: NewEdition) -> Edition:
     edition = Edition.create(command)
-    await uow.store.add_edition(edition)
+    if not await uow.store.add_edition(edition):
+        raise AlreadyExists(f"expo edition {edition.edition_id} already exists")
     return edition
 
 
@@ -120,8 +122,7 @@ async def booth_standing(
     """What the booth service says of the exporter at the edition's fair: asked before
     joining's transaction, so that while the booth service is down nothing is written."""
     edition = await _edition(store, command.edition_id)
-    edition.ensure_not_closed()
-    return await booth.check_exhibitor(command.credit_code, edition.fair_id)
+    return await booth.check_exhibitor(command.credit_code, edition.fair_for_joining())
 
 
 async def join_edition(
@@ -130,7 +131,10 @@ async def join_edition(
     """``standing`` is booth_standing's answer for this command."""
     edition = await _edition(uow.store, command.edition_id)
     exhibitor, event = edition.admit(command.credit_code, standing, uow.now)
-    await uow.store.add_exhibitor(exhibitor)
+    if not await uow.store.add_exhibitor(exhibitor):
+        raise AlreadyExists(
+            f"{exhibitor.credit_code} already exhibits at expo edition {exhibitor.edition_id}"
+        )
     uow.record(event)
     return exhibitor
 
@@ -143,9 +147,8 @@ async def list_exhibitors(
 
 async def publish_product(uow: UnitOfWork[ExpoStore], draft: ProductDraft) -> Product:
     edition = await _edition(uow.store, draft.edition_id)
-    edition.ensure_not_closed()
     exhibitor = await _exhibitor(uow.store, draft.edition_id, draft.credit_code)
-    product, event = exhibitor.list_product(draft, new_id())
+    product, event = exhibitor.list_product(edition, draft, new_id())
     await uow.store.add_product(product)
     uow.record(event)
     return product
@@ -172,7 +175,7 @@ async def register_buyers(uow: UnitOfWork[ExpoStore], drafts: Sequence[BuyerDraf
 async def get_buyer(store: ExpoStore, buyer_id: str, viewer_credit_code: str) -> Buyer:
     """The buyer as ``viewer_credit_code`` (an exhibitor, or empty) may see it."""
     buyer = await _buyer(store, buyer_id)
-    addressed = bool(viewer_credit_code) and await store.has_addressed(buyer_id, viewer_credit_code)
+    addressed = await store.has_addressed(buyer_id, viewer_credit_code)
     return buyer.seen_by(viewer_credit_code, addressed=addressed)
 
 
@@ -203,25 +206,27 @@ async def submit_intent(uow: UnitOfWork[ExpoStore], draft: IntentDraft, limit: R
     its HS heading; an intent nobody would receive takes none of the buyer's rate."""
     store = uow.store
     edition = await _edition(store, draft.edition_id)
-    edition.ensure_open()
+    # The edition's answer comes before the buyer is looked up.
+    admission = edition.admit_intent(draft, uow.now)
     buyer = await _buyer(store, draft.buyer_id)
+    # Load what the domain chooses the recipients from: an inquiry's exhibitor and
+    # product, or an RFQ's listings.
+    exhibitor, product, listings = None, None, []
     if draft.kind == IntentKind.INQUIRY:
-        exhibitor = await _exhibitor(store, draft.edition_id, draft.exhibitor_credit_code)
+        exhibitor = await store.exhibitor(draft.edition_id, draft.exhibitor_credit_code)
         if draft.product_id:
-            exhibitor.ensure_shows(await store.product(draft.product_id), draft.product_id)
-        recipients = [exhibitor.credit_code]
+            product = await store.product(draft.product_id)
     else:
-        listings = await store.listings(draft.edition_id, hs_heading(draft.hs_code))
-        recipients = draft.rfq_recipients(listings)
+        listings = await store.listings(draft.edition_id, draft.hs_heading)
+    recipients = draft.recipients(exhibitor=exhibitor, product=product, listings=listings)
     slot = limit.slot(buyer.buyer_id, uow.now)
     limit.admit(buyer.buyer_id, await store.take_rate_slot(slot, uow.now))
     intent, events = Intent.submit(
-        draft,
+        admission,
         intent_id=new_id(),
         buyer=buyer,
         recipients=recipients,
         reached=await store.exhibitors(draft.edition_id, recipients),
-        now=uow.now,
     )
     await store.add_intent(intent)
     uow.record(*events)
@@ -229,6 +234,8 @@ async def submit_intent(uow: UnitOfWork[ExpoStore], draft: IntentDraft, limit: R
 
 
 async def respond_to_intent(uow: UnitOfWork[ExpoStore], answer: Answer) -> Intent:
+    """The second of a response's two steps: settle_if_due on the intent comes first, in
+    its own transaction (Intent.respond says why)."""
     intent = await _intent(uow.store, answer.intent_id)
     answered, events = intent.respond(answer, uow.now)
     await uow.store.save_intent(answered, expected=intent.state)
@@ -245,8 +252,9 @@ async def close_intent(uow: UnitOfWork[ExpoStore], intent_id: str, buyer_id: str
 
 
 async def settle_if_due(uow: UnitOfWork[ExpoStore], intent_id: str) -> bool:
-    """Close or expire the intent if its deadline passed; False if that was not needed
-    (or there is no such intent)."""
+    """Close or expire the intent if its deadline passed (Intent.settle_if_due), before a
+    response to it is considered or in the expiry sweep; False if that was not needed (or
+    there is no such intent)."""
     intent = await uow.store.intent(intent_id)
     if intent is None:
         return False

@@ -1,6 +1,7 @@
 """The expo service's protobuf: API requests into domain commands (every wrong field
-reported at once), domain objects into API messages, and domain events into the
-payloads of chuhai.expo.v1 events with their topic and key."""
+reported at once, a mutating request's request_id with the others), domain objects into
+API messages, and domain events into the payloads of chuhai.expo.v1 events with their
+topic and key."""
 
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ def _moment(stamp: Timestamp, present: bool) -> datetime | None:
 
 def new_edition(request: pb.CreateEditionRequest) -> NewEdition:
     check = Validator()
+    check.request_id(request.request_id)
     command = NewEdition.parse(
         check,
         edition_id=request.edition_id,
@@ -71,6 +73,7 @@ def new_edition(request: pb.CreateEditionRequest) -> NewEdition:
 
 def edition_id(request: pb.OpenEditionRequest | pb.CloseEditionRequest) -> str:
     check = Validator()
+    check.request_id(request.request_id)
     value = check.identifier(request.edition_id, "edition_id")
     check.raise_if_invalid()
     return value
@@ -78,6 +81,7 @@ def edition_id(request: pb.OpenEditionRequest | pb.CloseEditionRequest) -> str:
 
 def join_request(request: pb.JoinEditionRequest) -> JoinRequest:
     check = Validator()
+    check.request_id(request.request_id)
     command = JoinRequest.parse(
         check, edition_id=request.edition_id, credit_code=request.credit_code
     )
@@ -87,6 +91,7 @@ def join_request(request: pb.JoinEditionRequest) -> JoinRequest:
 
 def product_draft(request: pb.PublishProductRequest) -> ProductDraft:
     check = Validator()
+    check.request_id(request.request_id)
     command = ProductDraft.parse(
         check,
         edition_id=request.edition_id,
@@ -121,6 +126,7 @@ def _buyer_draft(
 
 def buyer_draft(request: pb.RegisterBuyerRequest) -> BuyerDraft:
     check = Validator()
+    check.request_id(request.request_id)
     draft = _buyer_draft(check, request, "")
     check.raise_if_invalid()
     return draft
@@ -128,6 +134,7 @@ def buyer_draft(request: pb.RegisterBuyerRequest) -> BuyerDraft:
 
 def buyer_drafts(request: pb.RegisterBuyersRequest) -> list[BuyerDraft]:
     check = Validator()
+    check.request_id(request.request_id)
     limit = domain.BUYERS_PER_CALL
     check.require(0 < len(request.buyers) <= limit, "buyers", f"1 to {limit}")
     drafts = [
@@ -146,6 +153,7 @@ def buyer_view(request: pb.GetBuyerRequest) -> tuple[str, str]:
 def visits(request: pb.RecordVisitsRequest) -> tuple[str, list[Visit]]:
     """The edition and its visits."""
     check = Validator()
+    check.request_id(request.request_id)
     edition = check.identifier(request.edition_id, "edition_id")
     limit = domain.VISITS_PER_CALL
     check.require(0 < len(request.visits) <= limit, "visits", f"1 to {limit}")
@@ -164,12 +172,13 @@ def visits(request: pb.RecordVisitsRequest) -> tuple[str, list[Visit]]:
     return edition, parsed
 
 
-def intent_draft(request: pb.SubmitIntentRequest, now: datetime) -> IntentDraft:
-    """``now`` is the moment the deadline must lie after."""
+def intent_draft(request: pb.SubmitIntentRequest) -> IntentDraft:
+    """Whether the deadline lies ahead is the use case's question (Edition.admit_intent):
+    asked here, a retry after the deadline would be refused instead of answered."""
     check = Validator()
+    check.request_id(request.request_id)
     draft = IntentDraft.parse(
         check,
-        now,
         edition_id=request.edition_id,
         buyer_id=request.buyer_id,
         kind=request.kind,
@@ -191,6 +200,7 @@ def intent_draft(request: pb.SubmitIntentRequest, now: datetime) -> IntentDraft:
 
 def answer(request: pb.RespondToIntentRequest) -> Answer:
     check = Validator()
+    check.request_id(request.request_id)
     command = Answer.parse(
         check,
         intent_id=request.intent_id,
@@ -210,6 +220,7 @@ def answer(request: pb.RespondToIntentRequest) -> Answer:
 def intent_closing(request: pb.CloseIntentRequest) -> tuple[str, str]:
     """The intent and the buyer closing it."""
     check = Validator()
+    check.request_id(request.request_id)
     intent_id = check.identifier(request.intent_id, "intent_id")
     buyer_id = check.identifier(request.buyer_id, "buyer_id")
     check.raise_if_invalid()
@@ -460,18 +471,18 @@ def _intent_event(intent_id: str, payload: Message) -> OutgoingEvent:
 def encode_event(event: object) -> OutgoingEvent:
     """An expo domain event as the outbox takes it: topic, payload, Kafka key."""
     match event:
-        case domain.ExpoOpened(edition=edition):
+        case domain.ExpoOpened():
             return OutgoingEvent(
                 topics.EXPO_EDITIONS,
                 events.ExpoOpened(
-                    edition_id=edition.edition_id,
-                    name=edition.name,
-                    fair_id=edition.fair_id,
-                    starts_on=edition.starts_on.isoformat(),
-                    ends_on=edition.ends_on.isoformat(),
-                    allow_online_only=edition.allow_online_only,
+                    edition_id=event.edition_id,
+                    name=event.name,
+                    fair_id=event.fair_id,
+                    starts_on=event.starts_on.isoformat(),
+                    ends_on=event.ends_on.isoformat(),
+                    allow_online_only=event.allow_online_only,
                 ),
-                aggregate_id=edition.edition_id,
+                aggregate_id=event.edition_id,
             )
         case domain.ExpoClosed(edition_id=edition_id):
             return OutgoingEvent(
@@ -479,30 +490,30 @@ def encode_event(event: object) -> OutgoingEvent:
                 events.ExpoClosed(edition_id=edition_id),
                 aggregate_id=edition_id,
             )
-        case domain.ExhibitorJoined(exhibitor=exhibitor):
+        case domain.ExhibitorJoined():
             return OutgoingEvent(
                 topics.EXPO_EXHIBITORS,
                 events.ExhibitorJoined(
-                    edition_id=exhibitor.edition_id,
-                    credit_code=exhibitor.credit_code,
-                    name=exhibitor.name,
-                    industry=exhibitor.industry,
-                    kind=exhibitor.kind,
-                    booth_number=exhibitor.booth_number,
+                    edition_id=event.edition_id,
+                    credit_code=event.credit_code,
+                    name=event.name,
+                    industry=event.industry,
+                    kind=event.kind,
+                    booth_number=event.booth_number,
                 ),
-                aggregate_id=exhibitor.exhibitor_id,
+                aggregate_id=domain.exhibitor_id(event.edition_id, event.credit_code),
             )
-        case domain.ProductListed(product=product):
+        case domain.ProductListed():
             return OutgoingEvent(
                 topics.EXPO_EXHIBITORS,
                 events.ProductListed(
-                    product_id=product.product_id,
-                    edition_id=product.edition_id,
-                    credit_code=product.credit_code,
-                    name=product.name,
-                    hs_code=product.hs_code,
+                    product_id=event.product_id,
+                    edition_id=event.edition_id,
+                    credit_code=event.credit_code,
+                    name=event.name,
+                    hs_code=event.hs_code,
                 ),
-                aggregate_id=domain.exhibitor_id(product.edition_id, product.credit_code),
+                aggregate_id=domain.exhibitor_id(event.edition_id, event.credit_code),
             )
         case domain.BuyerRegistered():
             return OutgoingEvent(
@@ -530,23 +541,23 @@ def encode_event(event: object) -> OutgoingEvent:
                 aggregate_id=event.buyer_id,
                 event_id=event.event_id,
             )
-        case domain.IntentSubmitted(intent=intent, industries=industries):
+        case domain.IntentSubmitted():
             return _intent_event(
-                intent.intent_id,
+                event.intent_id,
                 events.IntentSubmitted(
-                    intent_id=intent.intent_id,
-                    edition_id=intent.edition_id,
-                    buyer_id=intent.buyer_id,
-                    buyer_country=intent.buyer_country,
-                    kind=intent.kind,
-                    hs_code=intent.hs_code,
-                    quantity=intent.quantity,
-                    unit=intent.unit,
-                    target_price=_money_message(intent.target_price),
-                    incoterm=intent.incoterm,
-                    destination_country=intent.destination_country,
-                    deadline=timestamp(intent.deadline),
-                    industries=industries,
+                    intent_id=event.intent_id,
+                    edition_id=event.edition_id,
+                    buyer_id=event.buyer_id,
+                    buyer_country=event.buyer_country,
+                    kind=event.kind,
+                    hs_code=event.hs_code,
+                    quantity=event.quantity,
+                    unit=event.unit,
+                    target_price=_money_message(event.target_price),
+                    incoterm=event.incoterm,
+                    destination_country=event.destination_country,
+                    deadline=timestamp(event.deadline),
+                    industries=event.industries,
                 ),
             )
         case domain.RfqMatched():

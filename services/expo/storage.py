@@ -39,7 +39,7 @@ from expo.domain import (
     exhibitor_id,
 )
 from runtime.adapters.pagination import PageRequest, keyset_find
-from runtime.kernel.errors import Aborted, AlreadyExists
+from runtime.kernel.errors import Aborted
 
 EDITIONS = "editions"
 EXHIBITORS = "exhibitors"
@@ -86,11 +86,9 @@ class ExpoStore:
         doc = await self._find_one(EDITIONS, {"_id": edition_id})
         return None if doc is None else _edition(doc)
 
-    async def add_edition(self, edition: Edition) -> None:
-        try:
-            await self._db[EDITIONS].insert_one(_edition_document(edition), session=self._session)
-        except DuplicateKeyError as error:
-            raise AlreadyExists(f"expo edition {edition.edition_id} already exists") from error
+    async def add_edition(self, edition: Edition) -> bool:
+        """False if an edition with its id exists already."""
+        return await self._insert(EDITIONS, _edition_document(edition))
 
     async def save_edition_status(self, edition: Edition, expected: EditionStatus) -> None:
         await self._compare_and_set(
@@ -115,15 +113,9 @@ class ExpoStore:
         ids = sorted({exhibitor_id(edition_id, code) for code in credit_codes})
         return [_exhibitor(doc) for doc in await self._find(EXHIBITORS, {"_id": {"$in": ids}})]
 
-    async def add_exhibitor(self, exhibitor: Exhibitor) -> None:
-        try:
-            await self._db[EXHIBITORS].insert_one(
-                _exhibitor_document(exhibitor), session=self._session
-            )
-        except DuplicateKeyError as error:
-            raise AlreadyExists(
-                f"{exhibitor.credit_code} already exhibits at expo edition {exhibitor.edition_id}"
-            ) from error
+    async def add_exhibitor(self, exhibitor: Exhibitor) -> bool:
+        """False if the exporter exhibits at the edition already."""
+        return await self._insert(EXHIBITORS, _exhibitor_document(exhibitor))
 
     async def list_exhibitors(
         self, edition_id: str, page: PageRequest
@@ -242,6 +234,13 @@ class ExpoStore:
         doc = await self._find_one(INTENT_RATE, {"_id": slot})
         assert doc is not None, "upserted in this transaction"
         return int(doc["n"])
+
+    async def _insert(self, collection: str, doc: Document) -> bool:
+        try:
+            await self._db[collection].insert_one(doc, session=self._session)
+        except DuplicateKeyError:
+            return False
+        return True
 
     async def _compare_and_set(
         self, collection: str, doc_id: str, expected: Document, changes: Document

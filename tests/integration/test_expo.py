@@ -417,6 +417,14 @@ async def test_intent_rules_rate_limit_and_expiry(platform: Platform, unique: st
     assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
     platform.clock.offset = timedelta(days=15)  # past every deadline
+    # The deadline is checked when an intent is submitted: a retry of an accepted one gets
+    # its first answer, a new one the deadline's field violation.
+    late_retry = await platform.expo.SubmitIntent(rfq(edition_id, buyer.buyer_id, "r0"), timeout=10)
+    assert late_retry.intent == first.intent
+    with pytest.raises(grpc.aio.AioRpcError) as past:
+        await platform.expo.SubmitIntent(rfq(edition_id, buyer.buyer_id, "r-late"), timeout=10)
+    assert past.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(past.value) == {"deadline": "must be in the future"}
     with pytest.raises(grpc.aio.AioRpcError) as expired:
         await platform.expo.RespondToIntent(
             pb.RespondToIntentRequest(

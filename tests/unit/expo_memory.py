@@ -22,7 +22,7 @@ from expo.domain import (
     exhibitor_id,
 )
 from runtime.adapters.pagination import PageRequest, keyset_slice
-from runtime.kernel.errors import Aborted, AlreadyExists
+from runtime.kernel.errors import Aborted
 
 T = TypeVar("T")
 
@@ -49,10 +49,11 @@ class MemoryExpoStore:
     async def edition(self, edition_id: str) -> Edition | None:
         return self.editions.get(edition_id)
 
-    async def add_edition(self, edition: Edition) -> None:
+    async def add_edition(self, edition: Edition) -> bool:
         if edition.edition_id in self.editions:
-            raise AlreadyExists(f"expo edition {edition.edition_id} already exists")
+            return False
         self.editions[edition.edition_id] = edition
+        return True
 
     async def save_edition_status(self, edition: Edition, expected: EditionStatus) -> None:
         if self.editions[edition.edition_id].status != expected:
@@ -73,12 +74,11 @@ class MemoryExpoStore:
         ids = sorted({exhibitor_id(edition_id, code) for code in credit_codes})
         return [self.exhibitors_by_id[i] for i in ids if i in self.exhibitors_by_id]
 
-    async def add_exhibitor(self, exhibitor: Exhibitor) -> None:
+    async def add_exhibitor(self, exhibitor: Exhibitor) -> bool:
         if exhibitor.exhibitor_id in self.exhibitors_by_id:
-            raise AlreadyExists(
-                f"{exhibitor.credit_code} already exhibits at expo edition {exhibitor.edition_id}"
-            )
+            return False
         self.exhibitors_by_id[exhibitor.exhibitor_id] = exhibitor
+        return True
 
     async def list_exhibitors(
         self, edition_id: str, page: PageRequest

@@ -11,8 +11,10 @@ from expo.domain import (
     DEFAULT_MAX_QUOTES,
     Answer,
     BoothStanding,
+    BuyerDraft,
     Edition,
     EditionStatus,
+    Exhibitor,
     ExhibitorKind,
     Incoterm,
     Intent,
@@ -23,6 +25,8 @@ from expo.domain import (
     IntentKind,
     IntentState,
     Money,
+    Product,
+    ProductDraft,
     QuoteSent,
     RateLimit,
     Response,
@@ -30,8 +34,8 @@ from expo.domain import (
     rate_window,
     rfq_recipients,
 )
-from runtime.kernel.errors import FailedPrecondition, InvalidArgument
-from runtime.kernel.validation import validated
+from runtime.kernel.errors import FailedPrecondition, InvalidArgument, NotFound
+from runtime.kernel.validation import Validator, validated
 from tests.credit_codes import random_credit_code
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
@@ -56,7 +60,15 @@ def terms(**changes):  # type: ignore[no-untyped-def]
         "max_quotes": 0,
     }
     arguments.update(changes)
-    return validated(lambda check: IntentDraft.parse(check, NOW, **arguments))
+
+    def build(check: Validator) -> IntentDraft:
+        draft = IntentDraft.parse(check, **arguments)
+        if arguments["deadline"] is not None:
+            # Edition.admit_intent checks it against the moment of submission, here NOW.
+            draft.check_deadline(check, NOW)
+        return draft
+
+    return validated(build)
 
 
 def test_terms_are_normalised_and_defaulted() -> None:
@@ -104,10 +116,54 @@ def test_a_missing_or_too_distant_deadline_is_refused() -> None:
         assert [v.field for v in error.value.violations] == ["deadline"]
 
 
+def test_enum_fields_are_named_in_the_apis_words() -> None:
+    with pytest.raises(InvalidArgument) as error:
+        terms(kind=7, incoterm=0)
+    assert {(v.field, v.description) for v in error.value.violations} == {
+        ("kind", "must be INTENT_KIND_INQUIRY or INTENT_KIND_RFQ"),
+        ("incoterm", "must be one of the Incoterms 2020 rules"),
+    }
+    with pytest.raises(InvalidArgument) as buyer:
+        validated(
+            lambda check: BuyerDraft.parse(
+                check,
+                company="Haarmode",
+                country="DE",
+                buyer_type=0,
+                contact_name="",
+                contact_email="",
+                contact_phone="",
+                path="buyers[2].",
+            )
+        )
+    assert [(v.field, v.description) for v in buyer.value.violations] == [
+        ("buyers[2].buyer_type", "must be BUYER_TYPE_NEW or BUYER_TYPE_RETURNING")
+    ]
+
+
 def test_rfq_reaches_each_exhibitor_with_a_product_under_the_heading_once() -> None:
     listings = [("B", "670420"), ("A", "670490"), ("B", "670411"), ("C", "850152")]
     assert rfq_recipients("670420", listings) == ["A", "B"]
     assert rfq_recipients("090111", listings) == []
+    assert terms().recipients(listings=listings) == ["A", "B"]
+    with pytest.raises(FailedPrecondition, match="HS heading 0901"):
+        terms(hs_code="090111").recipients(listings=listings)
+
+
+def test_an_inquiry_reaches_its_exhibitor_about_its_own_product_only() -> None:
+    code = random_credit_code()
+    inquiry = terms(kind=IntentKind.INQUIRY, exhibitor_credit_code=code, product_id="p-1")
+    exhibitor = Exhibitor("cloud-2026", code, "Rebecca", "hair", ExhibitorKind.BOOTH, "S-1", NOW)
+    own = Product("p-1", "cloud-2026", code, "Wig", "670420", "", 1, "piece", None, None, ())
+    assert inquiry.recipients(exhibitor=exhibitor, product=own) == [code]
+    with pytest.raises(NotFound, match="showroom"):
+        inquiry.recipients(exhibitor=exhibitor, product=replace(own, credit_code="other"))
+    with pytest.raises(NotFound, match="showroom"):
+        inquiry.recipients(exhibitor=exhibitor, product=None)
+    with pytest.raises(NotFound, match="not an exhibitor of expo edition cloud-2026"):
+        inquiry.recipients(exhibitor=None, product=own)
+    # Listings do not matter to an inquiry.
+    assert replace(inquiry, product_id="").recipients(exhibitor=exhibitor, listings=[]) == [code]
 
 
 def intent(
@@ -243,6 +299,50 @@ def test_edition_opens_from_draft_or_closed_and_closes_only_when_open() -> None:
         EDITION.close()
     closed, _ = opened.close()
     assert closed.open()[0].status == EditionStatus.OPEN
+
+
+def test_an_open_edition_admits_intents_whose_deadline_lies_ahead() -> None:
+    opened, _ = EDITION.open()
+    admission = opened.admit_intent(terms(), NOW)
+    assert (admission.draft, admission.at) == (terms(), NOW)
+    late = NOW + timedelta(days=7)
+    with pytest.raises(InvalidArgument) as error:
+        opened.admit_intent(terms(), late)
+    assert [(v.field, v.description) for v in error.value.violations] == [
+        ("deadline", "must be in the future")
+    ]
+    for edition in (EDITION, opened.close()[0]):
+        with pytest.raises(FailedPrecondition, match="is not open"):
+            edition.admit_intent(terms(), NOW)
+
+
+def test_a_closed_edition_takes_no_exhibitor_and_no_product() -> None:
+    opened, _ = EDITION.open()
+    closed, _ = opened.close()
+    exhibitor, _ = opened.admit("X", BoothStanding("R", "hair", True, "S-001"), NOW)
+    draft = validated(
+        lambda check: ProductDraft.parse(
+            check,
+            edition_id="cloud-2026",
+            credit_code=random_credit_code(),
+            name="Wig",
+            hs_code="670420",
+            description="",
+            moq=1,
+            unit="piece",
+            price_min=Money("", 0, 0),
+            price_max=Money("", 0, 0),
+            certifications=[],
+        )
+    )
+    product, listed = exhibitor.list_product(EDITION, draft, "p-1")  # a draft edition takes it
+    assert (listed.product_id, listed.credit_code, listed.hs_code) == ("p-1", "X", "670420")
+    assert product.credit_code == "X"
+    assert opened.fair_for_joining() == "canton-2026"
+    with pytest.raises(FailedPrecondition, match="is closed"):
+        exhibitor.list_product(closed, draft, "p-2")
+    with pytest.raises(FailedPrecondition, match="is closed"):
+        closed.fair_for_joining()
 
 
 def test_a_booth_holder_exhibits_with_its_booth_others_online_only_if_admitted() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
@@ -186,7 +186,7 @@ def draft(buyer_id: str, **changes) -> IntentDraft:  # type: ignore[no-untyped-d
         "max_quotes": 2,
     }
     arguments.update(changes)
-    return validated(lambda check: IntentDraft.parse(check, NOW, **arguments))
+    return validated(lambda check: IntentDraft.parse(check, **arguments))
 
 
 def quote(intent: Intent, code: str) -> Answer:
@@ -239,9 +239,17 @@ async def test_an_edition_starts_as_a_draft_and_its_id_is_unique(uow: Uow) -> No
 
 async def test_an_edition_opens_closes_and_reopens_with_its_events(uow: Uow) -> None:
     await new_edition(uow)
-    opened = await handlers.open_edition(uow, EDITION)
+    await handlers.open_edition(uow, EDITION)
     closed = await handlers.close_edition(uow, EDITION)
-    assert uow.take_events() == [ExpoOpened(opened), ExpoClosed(EDITION)]
+    opened = ExpoOpened(
+        EDITION,
+        "Xuchang Digital Cloud Expo",
+        FAIR,
+        date(2026, 3, 1),
+        date(2026, 3, 31),
+        allow_online_only=False,
+    )
+    assert uow.take_events() == [opened, ExpoClosed(EDITION)]
     assert closed.status == uow.store.editions[EDITION].status == EditionStatus.CLOSED
     with pytest.raises(FailedPrecondition, match="cannot be closed"):
         await handlers.close_edition(uow, EDITION)
@@ -294,8 +302,9 @@ async def test_booth_holders_join_with_their_booth_others_online_if_admitted(uow
         await join(uow, without, outsider())
     [joined] = uow.take_events()
     assert isinstance(joined, ExhibitorJoined)
-    assert (joined.exhibitor.kind, joined.exhibitor.booth_number) == (ExhibitorKind.BOOTH, "S-001")
-    assert joined.exhibitor.joined_at == NOW
+    assert (joined.credit_code, joined.industry) == (with_booth, "hair products")
+    assert (joined.kind, joined.booth_number) == (ExhibitorKind.BOOTH, "S-001")
+    assert uow.store.exhibitors_by_id[f"{EDITION}:{with_booth}"].joined_at == NOW
     with pytest.raises(AlreadyExists):
         await join(uow, with_booth, holder())
 
@@ -320,7 +329,9 @@ async def test_a_product_is_listed_in_an_exhibitors_showroom_only(uow: Uow) -> N
     await join(uow, member, holder())
     uow.take_events()
     product = await publish(uow, member, "6704.20")
-    assert uow.take_events() == [ProductListed(product)]
+    assert uow.take_events() == [
+        ProductListed(product.product_id, EDITION, member, "Human hair lace wig", HAIR)
+    ]
     assert (product.hs_code, product.hs_heading, product.certifications) == (
         HAIR,
         "6704",
@@ -442,7 +453,21 @@ async def test_an_rfq_reaches_the_exhibitors_under_its_heading_only(uow: Uow) ->
     assert uow.store.intents[intent.intent_id] == intent
     assert uow.take_events() == [
         # Industries of the exhibitors reached; the empty one is left out.
-        IntentSubmitted(intent, ("hair products", "wigs")),
+        IntentSubmitted(
+            intent.intent_id,
+            EDITION,
+            buyer.buyer_id,
+            "DE",
+            IntentKind.RFQ,
+            HAIR,
+            2000,
+            "piece",
+            Money("EUR", 40, 0),
+            Incoterm.CIF,
+            "DE",
+            NOW + timedelta(days=14),
+            ("hair products", "wigs"),
+        ),
         RfqMatched(intent.intent_id, EDITION, intent.recipients),
     ]
 
@@ -488,6 +513,35 @@ async def test_intents_need_an_open_edition_and_a_known_buyer(uow: Uow) -> None:
     await handlers.open_edition(uow, EDITION)
     with pytest.raises(NotFound, match="no buyer"):
         await handlers.submit_intent(uow, draft("nobody"), LIMIT)
+
+
+async def test_the_deadline_must_lie_ahead_of_the_moment_the_intent_is_submitted(
+    uow: Uow,
+) -> None:
+    """Checked in the use case, not when the request is decoded: a retry of an accepted
+    intent after its deadline then gets its first answer (the runner's), and a first
+    attempt still the same field violation."""
+    await hair_fair(uow)
+    buyer = await register(uow)
+    uow.take_events()
+    decoded = draft(buyer.buyer_id)  # valid when it was decoded, at NOW
+    uow.advance(timedelta(days=14))
+    with pytest.raises(InvalidArgument) as late:
+        await handlers.submit_intent(uow, decoded, LIMIT)
+    assert [(v.field, v.description) for v in late.value.violations] == [
+        ("deadline", "must be in the future")
+    ]
+    too_far = replace(decoded, deadline=uow.now + timedelta(days=181))
+    with pytest.raises(InvalidArgument) as distant:
+        await handlers.submit_intent(uow, too_far, LIMIT)
+    assert [(v.field, v.description) for v in distant.value.violations] == [
+        ("deadline", "at most 180 days from now")
+    ]
+    assert not uow.store.intents and not uow.store.rate_slots and uow.events == []
+    intent = await handlers.submit_intent(
+        uow, replace(decoded, deadline=uow.now + timedelta(days=1)), LIMIT
+    )
+    assert intent.submitted_at == uow.now
 
 
 async def test_the_rate_limit_refuses_the_intent_past_it_until_the_next_window(uow: Uow) -> None:

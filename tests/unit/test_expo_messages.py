@@ -24,12 +24,15 @@ def fields(error: pytest.ExceptionInfo[InvalidArgument]) -> set[str]:
 def test_every_wrong_field_of_a_new_edition_is_named() -> None:
     with pytest.raises(InvalidArgument) as error:
         messages.new_edition(
-            pb.CreateEditionRequest(edition_id="X", starts_on="2026-13-01", ends_on="soon")
+            pb.CreateEditionRequest(
+                request_id="r", edition_id="X", starts_on="2026-13-01", ends_on="soon"
+            )
         )
     assert fields(error) == {"edition_id", "name", "fair_id", "starts_on", "ends_on"}
     with pytest.raises(InvalidArgument) as reversed_dates:
         messages.new_edition(
             pb.CreateEditionRequest(
+                request_id="r",
                 edition_id="cloud-2026",
                 name="Cloud",
                 fair_id="canton",
@@ -42,6 +45,7 @@ def test_every_wrong_field_of_a_new_edition_is_named() -> None:
 
 def test_every_wrong_field_of_an_intent_is_named() -> None:
     request = pb.SubmitIntentRequest(
+        request_id="r",
         edition_id="cloud-2026",
         buyer_id="b",
         kind=res.INTENT_KIND_RFQ,
@@ -53,13 +57,14 @@ def test_every_wrong_field_of_an_intent_is_named() -> None:
         deadline=timestamp(NOW + timedelta(days=7)),
     )
     with pytest.raises(InvalidArgument) as error:
-        messages.intent_draft(request, NOW)
+        messages.intent_draft(request)
     assert fields(error) == {"destination_country", "target_price.currency", "quantity", "incoterm"}
 
 
 def test_an_intent_draft_is_normalised() -> None:
     code = random_credit_code()
     request = pb.SubmitIntentRequest(
+        request_id="r",
         edition_id=" cloud-2026 ",
         buyer_id="b",
         kind=res.INTENT_KIND_INQUIRY,
@@ -72,7 +77,7 @@ def test_an_intent_draft_is_normalised() -> None:
         destination_country="es",
         deadline=timestamp(NOW + timedelta(days=7, microseconds=1500)),
     )
-    draft = messages.intent_draft(request, NOW)
+    draft = messages.intent_draft(request)
     assert (draft.edition_id, draft.exhibitor_credit_code, draft.hs_code) == (
         "cloud-2026",
         code,
@@ -85,6 +90,7 @@ def test_an_intent_draft_is_normalised() -> None:
 
 def test_every_wrong_visit_field_is_named_with_its_index() -> None:
     request = pb.RecordVisitsRequest(
+        request_id="r",
         edition_id="cloud-2026",
         visits=[pb.Visit(visit_id=" ", buyer_id="", credit_code="nope")],
     )
@@ -92,7 +98,7 @@ def test_every_wrong_visit_field_is_named_with_its_index() -> None:
         messages.visits(request)
     assert fields(error) == {"visits[0].visit_id", "visits[0].buyer_id", "visits[0].credit_code"}
     with pytest.raises(InvalidArgument) as empty:
-        messages.visits(pb.RecordVisitsRequest())
+        messages.visits(pb.RecordVisitsRequest(request_id="r"))
     assert fields(empty) == {"edition_id", "visits"}
 
 
@@ -101,7 +107,11 @@ def test_a_quote_needs_its_terms_and_a_response_its_kind() -> None:
     with pytest.raises(InvalidArgument) as error:
         messages.answer(
             pb.RespondToIntentRequest(
-                intent_id="i", credit_code=code, kind=res.RESPONSE_KIND_QUOTED, lead_time_days=400
+                request_id="r",
+                intent_id="i",
+                credit_code=code,
+                kind=res.RESPONSE_KIND_QUOTED,
+                lead_time_days=400,
             )
         )
     assert fields(error) == {
@@ -111,8 +121,29 @@ def test_a_quote_needs_its_terms_and_a_response_its_kind() -> None:
         "valid_until",
     }
     with pytest.raises(InvalidArgument) as kindless:
-        messages.answer(pb.RespondToIntentRequest(intent_id="i", credit_code=code))
+        messages.answer(pb.RespondToIntentRequest(request_id="r", intent_id="i", credit_code=code))
     assert fields(kindless) == {"kind"}
+
+
+def test_a_bad_request_id_is_named_with_the_other_wrong_fields() -> None:
+    too_long = "r" * 129
+    decoders = [
+        (messages.new_edition, pb.CreateEditionRequest(request_id=too_long), "edition_id"),
+        (messages.edition_id, pb.OpenEditionRequest(), "edition_id"),
+        (messages.edition_id, pb.CloseEditionRequest(), "edition_id"),
+        (messages.join_request, pb.JoinEditionRequest(), "credit_code"),
+        (messages.product_draft, pb.PublishProductRequest(), "hs_code"),
+        (messages.buyer_draft, pb.RegisterBuyerRequest(), "company"),
+        (messages.buyer_drafts, pb.RegisterBuyersRequest(), "buyers"),
+        (messages.visits, pb.RecordVisitsRequest(), "visits"),
+        (messages.intent_draft, pb.SubmitIntentRequest(), "deadline"),
+        (messages.answer, pb.RespondToIntentRequest(), "kind"),
+        (messages.intent_closing, pb.CloseIntentRequest(), "buyer_id"),
+    ]
+    for decode, request, other in decoders:
+        with pytest.raises(InvalidArgument) as error:
+            decode(request)
+        assert {"request_id", other} <= fields(error), type(request).__name__
 
 
 def test_a_bad_page_token_or_size_is_refused() -> None:
@@ -124,15 +155,6 @@ def test_a_bad_page_token_or_size_is_refused() -> None:
     assert fields(too_big) == {"page_size"}
 
 
-EDITION = domain.Edition(
-    "cloud-2026",
-    "Cloud Expo",
-    "canton-2026",
-    date(2026, 12, 1),
-    date(2026, 12, 31),
-    allow_online_only=True,
-    status=domain.EditionStatus.OPEN,
-)
 QUOTE = domain.Response(
     credit_code="C1",
     kind=domain.ResponseKind.QUOTED,
@@ -147,16 +169,55 @@ QUOTE = domain.Response(
 
 
 def test_events_carry_their_facts_flat_on_their_topics() -> None:
-    opened = messages.encode_event(domain.ExpoOpened(EDITION))
+    opened = messages.encode_event(
+        domain.ExpoOpened(
+            "cloud-2026",
+            "Cloud Expo",
+            "canton-2026",
+            date(2026, 12, 1),
+            date(2026, 12, 31),
+            allow_online_only=True,
+        )
+    )
     assert (opened.topic, opened.aggregate_id) == (topics.EXPO_EDITIONS, "cloud-2026")
     assert opened.payload.starts_on == "2026-12-01" and opened.payload.allow_online_only
 
-    exhibitor = domain.Exhibitor(
-        "cloud-2026", "C1", "Rebecca", "hair", domain.ExhibitorKind.BOOTH, "S-001", NOW
+    joined = messages.encode_event(
+        domain.ExhibitorJoined(
+            "cloud-2026", "C1", "Rebecca", "hair", domain.ExhibitorKind.BOOTH, "S-001"
+        )
     )
-    joined = messages.encode_event(domain.ExhibitorJoined(exhibitor))
     assert (joined.topic, joined.aggregate_id) == (topics.EXPO_EXHIBITORS, "cloud-2026:C1")
     assert joined.payload.booth_number == "S-001"
+
+    listed = messages.encode_event(
+        domain.ProductListed("p-1", "cloud-2026", "C1", "Human hair lace wig", "670420")
+    )
+    assert (listed.topic, listed.aggregate_id) == (topics.EXPO_EXHIBITORS, "cloud-2026:C1")
+    assert (listed.payload.product_id, listed.payload.hs_code) == ("p-1", "670420")
+
+    submitted = messages.encode_event(
+        domain.IntentSubmitted(
+            "i-1",
+            "cloud-2026",
+            "b-1",
+            "DE",
+            domain.IntentKind.RFQ,
+            "670420",
+            2000,
+            "piece",
+            None,
+            domain.Incoterm.CIF,
+            "DE",
+            NOW + timedelta(days=14),
+            ("hair products", "wigs"),
+        )
+    )
+    assert (submitted.topic, submitted.aggregate_id) == (topics.EXPO_INTENTS, "i-1")
+    assert (submitted.payload.buyer_country, submitted.payload.quantity) == ("DE", 2000)
+    assert not submitted.payload.HasField("target_price")
+    assert list(submitted.payload.industries) == ["hair products", "wigs"]
+    assert submitted.payload.deadline.ToDatetime(UTC) == NOW + timedelta(days=14)
 
     sent = messages.encode_event(domain.QuoteSent("i-1", "cloud-2026", QUOTE))
     assert (sent.topic, sent.aggregate_id) == (topics.EXPO_INTENTS, "i-1")
