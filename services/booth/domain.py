@@ -8,18 +8,16 @@ Python: no gRPC, MongoDB or Kafka; only runtime.kernel."""
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Protocol, TypeVar
 
 from runtime.kernel.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from runtime.kernel.standards import hs_heading
 from runtime.kernel.validation import Validator
 
 NAME_MAX_LENGTH = 200
-FAIR_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
-FAIR_ID_RULE = "2-63 characters: lowercase letters, digits and '-'"
 MAX_QUOTA = 10_000
 
 
@@ -244,11 +242,23 @@ class RegisterExporter:
     credit_code: str
     profile: ExporterProfile
 
+    @classmethod
+    def parse(
+        cls, check: Validator, credit_code: str, profile: ExporterProfile
+    ) -> RegisterExporter:
+        """The command from a request's values, normalised; every problem goes to ``check``."""
+        return cls(check.credit_code(credit_code), validate_profile(profile, check))
+
 
 @dataclass(frozen=True)
 class UpdateExporter:
     credit_code: str
     profile: ExporterProfile
+
+    @classmethod
+    def parse(cls, check: Validator, credit_code: str, profile: ExporterProfile) -> UpdateExporter:
+        """The command from a request's values, normalised; every problem goes to ``check``."""
+        return cls(check.credit_code(credit_code), validate_profile(profile, check))
 
 
 @dataclass(frozen=True)
@@ -264,11 +274,13 @@ class Exporter:
     def register(
         cls, command: RegisterExporter, at: datetime
     ) -> tuple[Exporter, ExporterRegistered]:
+        """A new exporter from a valid command (as RegisterExporter.parse builds them)."""
         exporter = cls(command.credit_code, command.profile, registered_at=at, updated_at=at)
         return exporter, ExporterRegistered(*exporter._facts())
 
     def update(self, profile: ExporterProfile, at: datetime) -> tuple[Exporter, ExporterUpdated]:
-        """Replace the profile; the credit code never changes."""
+        """Replace the profile (a valid one: see validate_profile); the credit code never
+        changes."""
         updated = replace(self, profile=profile, updated_at=at)
         return updated, ExporterUpdated(*updated._facts())
 
@@ -453,17 +465,60 @@ class CreateFair:
     def opens_at(self) -> datetime:
         return opening_moment(self.phases)
 
+    @classmethod
+    def parse(
+        cls,
+        check: Validator,
+        *,
+        fair_id: str,
+        name: str,
+        organiser: str,
+        session: str,
+        venue: str,
+        phases: Sequence[Phase],
+        zones: Sequence[Zone],
+        quotas: Sequence[BoothQuota],
+        scoring_sheet: ScoringSheet = DEFAULT_SCORING_SHEET,
+    ) -> CreateFair:
+        """The announcement from a request's values, trimmed, every broken rule recorded in
+        ``check``. A date, booth type or moment the request got wrong is a placeholder
+        already reported in ``check``: see validate."""
+        command = cls(
+            fair_id=fair_id.strip(),
+            name=name.strip(),
+            organiser=organiser.strip(),
+            session=session.strip(),
+            venue=venue.strip(),
+            phases=tuple(phases),
+            zones=tuple(
+                Zone(z.code.strip(), z.name.strip(), frozenset(h.strip() for h in z.hs_headings))
+                for z in zones
+            ),
+            quotas=tuple(quotas),
+            scoring_sheet=scoring_sheet,
+        )
+        command.validate(check)
+        return command
+
     def validate(self, check: Validator) -> None:
-        """Record every broken rule of the announcement in ``check``."""
-        check.require(bool(FAIR_ID_PATTERN.match(self.fair_id)), "fair_id", FAIR_ID_RULE)
+        """Record every broken rule of the announcement in ``check``.
+
+        A rule that needs a value ``check`` already holds a violation of (a date that was no
+        date, say) is skipped: that value is a placeholder, and the answer names the field
+        once. The other rules still run, so one answer names every wrong field."""
+        unreadable = {v.field for v in check.violations}
+        check.slug(self.fair_id, "fair_id")
         check.require(bool(self.name.strip()), "name", "is required")
         check.require(bool(self.phases), "phases", "at least one phase")
         for index, phase in enumerate(self.phases):
-            check.require(
-                phase.starts_on <= phase.ends_on, f"phases[{index}].ends_on", "before starts_on"
-            )
+            starts_on, ends_on = f"phases[{index}].starts_on", f"phases[{index}].ends_on"
+            if unreadable.isdisjoint({starts_on, ends_on}):
+                check.require(phase.starts_on <= phase.ends_on, ends_on, "before starts_on")
+        opening_known = unreadable.isdisjoint(
+            f"phases[{index}].starts_on" for index in range(len(self.phases))
+        )
         self._validate_zones(check)
-        self._validate_quotas(check)
+        self._validate_quotas(check, unreadable, opening_known)
         self.scoring_sheet.validate(check)
 
     def _validate_zones(self, check: Validator) -> None:
@@ -482,21 +537,30 @@ class CreateFair:
                     f"heading {heading} is already in zone {other}",
                 )
 
-    def _validate_quotas(self, check: Validator) -> None:
+    def _validate_quotas(self, check: Validator, unreadable: set[str], opening_known: bool) -> None:
         check.require(bool(self.quotas), "booth_quotas", "at least one booth type")
-        booth_types = [q.booth_type for q in self.quotas]
+        booth_types = [
+            q.booth_type
+            for index, q in enumerate(self.quotas)
+            if f"booth_quotas[{index}].booth_type" not in unreadable
+        ]
         check.require(
             len(set(booth_types)) == len(booth_types), "booth_quotas", "one entry per booth type"
         )
+        # Without every phase's first day, the opening is unknown: only the order of the
+        # two deadlines can be checked.
+        latest = self.opens_at if opening_known else datetime.max.replace(tzinfo=UTC)
         for index, quota in enumerate(self.quotas):
             path = f"booth_quotas[{index}]"
             check.require(0 < quota.quota <= MAX_QUOTA, f"{path}.quota", f"1 to {MAX_QUOTA}")
             check.require(quota.fee_fen >= 0, f"{path}.fee_fen", "must not be negative")
-            check.require(
-                quota.application_deadline <= quota.allocation_deadline <= self.opens_at,
-                f"{path}.allocation_deadline",
-                "must fall between the application deadline and the fair's opening",
-            )
+            deadlines = {f"{path}.application_deadline", f"{path}.allocation_deadline"}
+            if unreadable.isdisjoint(deadlines):
+                check.require(
+                    quota.application_deadline <= quota.allocation_deadline <= latest,
+                    f"{path}.allocation_deadline",
+                    "must fall between the application deadline and the fair's opening",
+                )
 
 
 @dataclass(frozen=True)
@@ -535,7 +599,7 @@ class Fair:
 
     @classmethod
     def create(cls, command: CreateFair, at: datetime) -> tuple[Fair, FairCreated]:
-        """A draft fair from a (validated) announcement."""
+        """A draft fair from a valid announcement (as CreateFair.parse builds them)."""
         fair = cls(
             fair_id=command.fair_id,
             name=command.name,
@@ -556,7 +620,7 @@ class Fair:
         return next((q for q in self.quotas if q.booth_type == booth_type), None)
 
     def zone_for(self, hs_code: str) -> Zone | None:
-        heading = hs_code[:4]
+        heading = hs_heading(hs_code)
         return next((z for z in self.zones if heading in z.hs_headings), None)
 
     def open(self) -> tuple[Fair, FairOpened]:
@@ -591,7 +655,7 @@ class Fair:
             raise InvalidArgument(
                 FieldViolation(
                     "main_product_hs_code",
-                    f"HS heading {hs_code[:4]} belongs to no exhibition zone of fair "
+                    f"HS heading {hs_heading(hs_code)} belongs to no exhibition zone of fair "
                     f"{self.fair_id}",
                 )
             )
@@ -652,6 +716,14 @@ class WithdrawApplication:
 class RejectApplication:
     application_id: str
     reason: str
+
+    @classmethod
+    def parse(cls, check: Validator, application_id: str, reason: str) -> RejectApplication:
+        """A rejection names its reason: the exporter is told why."""
+        application_id = check.identifier(application_id, "application_id")
+        reason = reason.strip()
+        check.require(bool(reason), "reason", "is required")
+        return cls(application_id, reason)
 
 
 @dataclass(frozen=True)
@@ -813,6 +885,11 @@ class Application:
 
 
 # Allocation against the quota ----------------------------------------------------------
+
+
+def quota_key(fair_id: str, booth_type: BoothType) -> str:
+    """Names a fair's quota for one booth type: "<fair id>:<booth type number>"."""
+    return f"{fair_id}:{int(booth_type)}"
 
 
 @dataclass(frozen=True)

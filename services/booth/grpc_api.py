@@ -6,7 +6,7 @@ from __future__ import annotations
 import grpc
 
 from booth import handlers, messages
-from booth.domain import BoothType
+from booth.domain import quota_key
 from booth.storage import BoothStore, ensure_indexes
 from chuhai.booth.v1 import booth_service_pb2 as pb
 from chuhai.booth.v1 import booth_service_pb2_grpc as pb_grpc
@@ -15,12 +15,6 @@ from runtime.adapters.service import ServiceContext
 from runtime.adapters.unit_of_work import UseCaseRunner
 
 Context = grpc.aio.ServicerContext
-
-
-def _allocation_key(fair_id: str, booth_type: BoothType) -> str:
-    """Allocations, withdrawals and promotions of one fair's booth type all write its
-    quota counter: this process runs them in turn rather than in conflict."""
-    return f"{fair_id}:{int(booth_type)}"
 
 
 class BoothApi(pb_grpc.BoothServiceServicer):
@@ -134,14 +128,15 @@ class BoothApi(pb_grpc.BoothServiceServicer):
         command = messages.withdraw_application_command(request)
         # Read first, outside the transaction: the lock is per fair and booth type.
         found = await handlers.find_application(self._runner.reader(), command.application_id)
-
         return await self._runner.run_once(
             "WithdrawApplication",
             request.request_id,
             pb.WithdrawApplicationResponse,
             lambda uow: handlers.withdraw_application(uow, command),
             messages.withdrawal_response,
-            one_at_a_time=_allocation_key(found.fair_id, found.booth_type),
+            # Withdrawals, promotions and allocations of one booth type all write its quota
+            # counter: this process runs them in turn rather than in conflict.
+            one_at_a_time=quota_key(found.fair_id, found.booth_type),
         )
 
     async def RejectApplication(
@@ -179,7 +174,7 @@ class BoothApi(pb_grpc.BoothServiceServicer):
             pb.RunAllocationResponse,
             lambda uow: handlers.run_allocation(uow, command),
             messages.allocation_response,
-            one_at_a_time=_allocation_key(command.fair_id, command.booth_type),
+            one_at_a_time=quota_key(command.fair_id, command.booth_type),
         )
 
     async def GetExhibitorStatus(

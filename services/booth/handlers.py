@@ -35,25 +35,11 @@ if TYPE_CHECKING:
     from runtime.adapters.unit_of_work import UnitOfWork
 
 
-async def _exporter(store: BoothStore, credit_code: str) -> Exporter:
-    exporter = await store.exporter(credit_code)
-    if exporter is None:
-        raise NotFound(f"no exporter with credit code {credit_code}")
-    return exporter
-
-
 async def _fair(store: BoothStore, fair_id: str) -> Fair:
     fair = await store.fair(fair_id)
     if fair is None:
         raise NotFound(f"no fair {fair_id!r}")
     return fair
-
-
-async def _application(store: BoothStore, application_id: str) -> Application:
-    application = await store.application(application_id)
-    if application is None:
-        raise NotFound(f"no application {application_id!r}")
-    return application
 
 
 # Exporters -----------------------------------------------------------------------------
@@ -68,7 +54,7 @@ async def register_exporter(uow: UnitOfWork[BoothStore], command: RegisterExport
 
 
 async def update_exporter(uow: UnitOfWork[BoothStore], command: UpdateExporter) -> Exporter:
-    exporter = await _exporter(uow.store, command.credit_code)
+    exporter = await get_exporter(uow.store, command.credit_code)
     updated, event = exporter.update(command.profile, uow.now)
     await uow.store.save_exporter(updated)
     uow.record(event)
@@ -78,7 +64,7 @@ async def update_exporter(uow: UnitOfWork[BoothStore], command: UpdateExporter) 
 async def get_exporter(store: BoothStore, credit_code: str) -> Exporter:
     exporter = await store.exporter(credit_code)
     if exporter is None:
-        raise NotFound(f"no exporter with credit code {credit_code!r}")
+        raise NotFound(f"no exporter with credit code {credit_code}")
     return exporter
 
 
@@ -141,7 +127,7 @@ async def submit_application(
     fair = await _fair(store, command.fair_id)
     # The fair's answer comes before the exporter is looked up.
     admission = fair.admit(command.booth_type, command.hs_code, uow.now)
-    exporter = await _exporter(store, command.credit_code)
+    exporter = await get_exporter(store, command.credit_code)
     application, events = Application.submit(admission, exporter)
     if not await store.add_application(application):
         raise AlreadyExists(
@@ -149,6 +135,13 @@ async def submit_application(
             f"{command.booth_type.name.lower()} booth at {command.fair_id}"
         )
     uow.record(*events)
+    return application
+
+
+async def find_application(store: BoothStore, application_id: str) -> Application:
+    application = await store.application(application_id)
+    if application is None:
+        raise NotFound(f"no application {application_id!r}")
     return application
 
 
@@ -163,7 +156,7 @@ async def withdraw_application(
     uow: UnitOfWork[BoothStore], command: WithdrawApplication
 ) -> Withdrawal:
     store = uow.store
-    application = await _application(store, command.application_id)
+    application = await find_application(store, command.application_id)
     fair = await _fair(store, application.fair_id)
     withdrawn, event = application.withdraw(command.reason, fair, uow.now)
     await store.save_application(withdrawn)
@@ -185,7 +178,7 @@ async def withdraw_application(
 async def reject_application(
     uow: UnitOfWork[BoothStore], command: RejectApplication
 ) -> Application:
-    application = await _application(uow.store, command.application_id)
+    application = await find_application(uow.store, command.application_id)
     rejected, event = application.reject(command.reason, uow.now)
     await uow.store.save_application(rejected)
     uow.record(event)
@@ -228,12 +221,8 @@ class ApplicationView:
     waitlist_position: int = 0
 
 
-async def find_application(store: BoothStore, application_id: str) -> Application:
-    return await _application(store, application_id)
-
-
 async def get_application(store: BoothStore, application_id: str) -> ApplicationView:
-    [view] = await _with_positions(store, [await _application(store, application_id)])
+    [view] = await _with_positions(store, [await find_application(store, application_id)])
     return view
 
 
@@ -263,4 +252,5 @@ async def get_exhibitor_status(
 ) -> Application | None:
     """The application by which the exporter holds a booth at the fair, if it does."""
     await _fair(store, fair_id)
-    return await store.allocated_to(fair_id, credit_code)
+    applications = await store.applications_of(credit_code, fair_id)
+    return next((a for a in applications if a.holds_booth), None)

@@ -33,7 +33,6 @@ from booth.domain import (
     UpdateExporter,
     WithdrawApplication,
     Zone,
-    validate_profile,
 )
 from booth.handlers import AllocationResult, ApplicationView, FairView, Withdrawal
 from chuhai.booth.v1 import booth_service_pb2 as pb
@@ -44,18 +43,17 @@ from runtime.adapters.pagination import PageRequest, page_request
 from runtime.adapters.timestamps import timestamp
 from runtime.adapters.unit_of_work import OutgoingEvent
 from runtime.kernel.clock import to_millisecond
-from runtime.kernel.validation import Validator
+from runtime.kernel.validation import Validator, validated
 
 # Requests --------------------------------------------------------------------------------
 
+# The booth types a request may name, in the API's words.
+BOOTH_TYPES = "must be BOOTH_TYPE_STANDARD or BOOTH_TYPE_BRAND"
+
 
 def _booth_type(value: int, check: Validator, field: str = "booth_type") -> BoothType:
-    known = check.require(
-        value in {t.value for t in BoothType},
-        field,
-        "must be BOOTH_TYPE_STANDARD or BOOTH_TYPE_BRAND",
-    )
-    return BoothType(value) if known else BoothType.STANDARD
+    # A wrong value is reported and stands in as STANDARD: the request is refused anyway.
+    return check.member(value, BoothType, field, description=BOOTH_TYPES) or BoothType.STANDARD
 
 
 def _moment(message: Message, name: str, check: Validator, field: str) -> datetime:
@@ -65,37 +63,34 @@ def _moment(message: Message, name: str, check: Validator, field: str) -> dateti
     return to_millisecond(getattr(message, name).ToDatetime(UTC))
 
 
-def _profile(message: pb.ExporterProfile, check: Validator) -> ExporterProfile:
-    return validate_profile(
-        ExporterProfile(
-            name=message.name,
-            district=message.district,
-            industry=message.industry,
-            main_products=tuple(Product(p.name, p.hs_code) for p in message.main_products),
-            export_turnover_usd=message.export_turnover_usd,
-            specialised_innovative=message.specialised_innovative,
-            brand_owner=message.brand_owner,
-            high_tech_enterprise=message.high_tech_enterprise,
-            past_fairs=tuple(message.past_fairs),
-        ),
-        check,
+def _profile(message: pb.ExporterProfile) -> ExporterProfile:
+    return ExporterProfile(
+        name=message.name,
+        district=message.district,
+        industry=message.industry,
+        main_products=tuple(Product(p.name, p.hs_code) for p in message.main_products),
+        export_turnover_usd=message.export_turnover_usd,
+        specialised_innovative=message.specialised_innovative,
+        brand_owner=message.brand_owner,
+        high_tech_enterprise=message.high_tech_enterprise,
+        past_fairs=tuple(message.past_fairs),
     )
 
 
 def register_exporter_command(request: pb.RegisterExporterRequest) -> RegisterExporter:
-    check = Validator()
-    credit_code = check.credit_code(request.credit_code)
-    profile = _profile(request.profile, check)
-    check.raise_if_invalid()
-    return RegisterExporter(credit_code, profile)
+    def build(check: Validator) -> RegisterExporter:
+        check.request_id(request.request_id)
+        return RegisterExporter.parse(check, request.credit_code, _profile(request.profile))
+
+    return validated(build)
 
 
 def update_exporter_command(request: pb.UpdateExporterRequest) -> UpdateExporter:
-    check = Validator()
-    credit_code = check.credit_code(request.credit_code)
-    profile = _profile(request.profile, check)
-    check.raise_if_invalid()
-    return UpdateExporter(credit_code, profile)
+    def build(check: Validator) -> UpdateExporter:
+        check.request_id(request.request_id)
+        return UpdateExporter.parse(check, request.credit_code, _profile(request.profile))
+
+    return validated(build)
 
 
 def exporter_key(request: pb.GetExporterRequest) -> str:
@@ -111,64 +106,66 @@ def list_exporters_query(request: pb.ListExportersRequest) -> tuple[str, PageReq
     return request.district, page
 
 
-def create_fair_command(request: pb.CreateFairRequest) -> CreateFair:
-    check = Validator()
-    phases = tuple(
-        Phase(
-            p.name,
-            check.date(p.starts_on, f"phases[{i}].starts_on") or date.min,
-            check.date(p.ends_on, f"phases[{i}].ends_on") or date.min,
-        )
-        for i, p in enumerate(request.phases)
+def _phase(phase: res.Phase, index: int, check: Validator) -> Phase:
+    # A date that is no date is reported and stands in as date.min (CreateFair skips it).
+    return Phase(
+        phase.name,
+        check.date(phase.starts_on, f"phases[{index}].starts_on") or date.min,
+        check.date(phase.ends_on, f"phases[{index}].ends_on") or date.min,
     )
-    quotas = tuple(
-        BoothQuota(
-            booth_type=_booth_type(q.booth_type, check, f"booth_quotas[{i}].booth_type"),
-            quota=q.quota,
-            application_deadline=_moment(
-                q, "application_deadline", check, f"booth_quotas[{i}].application_deadline"
-            ),
-            allocation_deadline=_moment(
-                q, "allocation_deadline", check, f"booth_quotas[{i}].allocation_deadline"
-            ),
-            fee_fen=q.fee_fen,
-        )
-        for i, q in enumerate(request.booth_quotas)
-    )
-    # The fair's own rules only make sense on well-formed dates, types and moments.
-    check.raise_if_invalid()
-    sheet = DEFAULT_SCORING_SHEET
-    if request.HasField("scoring_sheet"):
-        sheet = ScoringSheet(
-            **{
-                f.name: getattr(request.scoring_sheet, f.name)
-                for f in dataclasses.fields(ScoringSheet)
-            }
-        )
-    command = CreateFair(
-        fair_id=request.fair_id.strip(),
-        name=request.name.strip(),
-        organiser=request.organiser.strip(),
-        session=request.session.strip(),
-        venue=request.venue.strip(),
-        phases=phases,
-        zones=tuple(
-            Zone(z.code.strip(), z.name.strip(), frozenset(h.strip() for h in z.hs_headings))
-            for z in request.zones
+
+
+def _quota(quota: res.BoothQuota, index: int, check: Validator) -> BoothQuota:
+    path = f"booth_quotas[{index}]"
+    return BoothQuota(
+        booth_type=_booth_type(quota.booth_type, check, f"{path}.booth_type"),
+        quota=quota.quota,
+        application_deadline=_moment(
+            quota, "application_deadline", check, f"{path}.application_deadline"
         ),
-        quotas=quotas,
-        scoring_sheet=sheet,
+        allocation_deadline=_moment(
+            quota, "allocation_deadline", check, f"{path}.allocation_deadline"
+        ),
+        fee_fen=quota.fee_fen,
     )
-    command.validate(check)
-    check.raise_if_invalid()
-    return command
+
+
+def _scoring_sheet(request: pb.CreateFairRequest) -> ScoringSheet:
+    if not request.HasField("scoring_sheet"):
+        return DEFAULT_SCORING_SHEET
+    return ScoringSheet(
+        **{f.name: getattr(request.scoring_sheet, f.name) for f in dataclasses.fields(ScoringSheet)}
+    )
+
+
+def create_fair_command(request: pb.CreateFairRequest) -> CreateFair:
+    """Dates, booth types and moments are read first, into the same Validator: the fair's
+    rules then skip what could not be read and judge the rest."""
+
+    def build(check: Validator) -> CreateFair:
+        check.request_id(request.request_id)
+        return CreateFair.parse(
+            check,
+            fair_id=request.fair_id,
+            name=request.name,
+            organiser=request.organiser,
+            session=request.session,
+            venue=request.venue,
+            phases=[_phase(p, i, check) for i, p in enumerate(request.phases)],
+            zones=[Zone(z.code, z.name, frozenset(z.hs_headings)) for z in request.zones],
+            quotas=[_quota(q, i, check) for i, q in enumerate(request.booth_quotas)],
+            scoring_sheet=_scoring_sheet(request),
+        )
+
+    return validated(build)
 
 
 def fair_key(request: pb.OpenFairRequest | pb.CloseFairRequest) -> str:
-    check = Validator()
-    fair_id = check.identifier(request.fair_id, "fair_id")
-    check.raise_if_invalid()
-    return fair_id
+    def build(check: Validator) -> str:
+        check.request_id(request.request_id)
+        return check.identifier(request.fair_id, "fair_id")
+
+    return validated(build)
 
 
 def list_fairs_query(request: pb.ListFairsRequest) -> PageRequest:
@@ -179,49 +176,50 @@ def list_fairs_query(request: pb.ListFairsRequest) -> PageRequest:
 
 
 def submit_application_command(request: pb.SubmitApplicationRequest) -> SubmitApplication:
-    check = Validator()
-    command = SubmitApplication(
-        fair_id=check.identifier(request.fair_id, "fair_id"),
-        credit_code=check.credit_code(request.credit_code),
-        booth_type=_booth_type(request.booth_type, check),
-        hs_code=check.hs_code(request.main_product_hs_code, "main_product_hs_code"),
-    )
-    check.raise_if_invalid()
-    return command
+    def build(check: Validator) -> SubmitApplication:
+        check.request_id(request.request_id)
+        return SubmitApplication(
+            fair_id=check.identifier(request.fair_id, "fair_id"),
+            credit_code=check.credit_code(request.credit_code),
+            booth_type=_booth_type(request.booth_type, check),
+            hs_code=check.hs_code(request.main_product_hs_code, "main_product_hs_code"),
+        )
+
+    return validated(build)
 
 
 def withdraw_application_command(
     request: pb.WithdrawApplicationRequest,
 ) -> WithdrawApplication:
-    check = Validator()
-    application_id = check.identifier(request.application_id, "application_id")
-    check.raise_if_invalid()
-    return WithdrawApplication(application_id, request.reason)
+    def build(check: Validator) -> WithdrawApplication:
+        check.request_id(request.request_id)
+        application_id = check.identifier(request.application_id, "application_id")
+        return WithdrawApplication(application_id, request.reason)
+
+    return validated(build)
 
 
 def reject_application_command(request: pb.RejectApplicationRequest) -> RejectApplication:
-    check = Validator()
-    application_id = check.identifier(request.application_id, "application_id")
-    reason = request.reason.strip()
-    check.require(bool(reason), "reason", "is required")
-    check.raise_if_invalid()
-    return RejectApplication(application_id, reason)
+    def build(check: Validator) -> RejectApplication:
+        check.request_id(request.request_id)
+        return RejectApplication.parse(check, request.application_id, request.reason)
+
+    return validated(build)
 
 
 def list_applications_query(
     request: pb.ListApplicationsRequest,
 ) -> tuple[ApplicationQuery, PageRequest]:
     check = Validator()
-    state = None
-    if request.state and check.require(
-        request.state in {s.value for s in ApplicationState}, "state", "unknown state"
-    ):
-        state = ApplicationState(request.state)
     query = ApplicationQuery(
         fair_id=request.fair_id,
         credit_code=request.credit_code.strip().upper(),
-        state=state,
-        booth_type=_booth_type(request.booth_type, check) if request.booth_type else None,
+        state=check.member(
+            request.state, ApplicationState, "state", required=False, description="unknown state"
+        ),
+        booth_type=check.member(
+            request.booth_type, BoothType, "booth_type", required=False, description=BOOTH_TYPES
+        ),
     )
     page = page_request(
         request.page_size,
@@ -235,13 +233,14 @@ def list_applications_query(
 
 
 def run_allocation_command(request: pb.RunAllocationRequest) -> RunAllocation:
-    check = Validator()
-    command = RunAllocation(
-        fair_id=check.identifier(request.fair_id, "fair_id"),
-        booth_type=_booth_type(request.booth_type, check),
-    )
-    check.raise_if_invalid()
-    return command
+    def build(check: Validator) -> RunAllocation:
+        check.request_id(request.request_id)
+        return RunAllocation(
+            fair_id=check.identifier(request.fair_id, "fair_id"),
+            booth_type=_booth_type(request.booth_type, check),
+        )
+
+    return validated(build)
 
 
 def exhibitor_status_query(request: pb.GetExhibitorStatusRequest) -> tuple[str, str]:

@@ -40,6 +40,7 @@ from booth.domain import (
     ScoringSheet,
     Transition,
     Zone,
+    quota_key,
 )
 from runtime.adapters.pagination import PageRequest, SortOrder, keyset_find
 
@@ -70,10 +71,6 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     )
     await db[APPLICATIONS].create_index([("credit_code", ASCENDING), ("fair_id", ASCENDING)])
     await db[EXPORTERS].create_index([("district", ASCENDING), ("_id", ASCENDING)])
-
-
-def counter_id(fair_id: str, booth_type: BoothType) -> str:
-    return f"{fair_id}:{int(booth_type)}"
 
 
 class BoothStore:
@@ -120,7 +117,7 @@ class BoothStore:
         await self._db[QUOTA_COUNTERS].insert_many(
             [
                 {
-                    "_id": counter_id(fair.fair_id, q.booth_type),
+                    "_id": quota_key(fair.fair_id, q.booth_type),
                     "quota": q.quota,
                     "allocated": 0,
                     "issued": 0,
@@ -148,7 +145,7 @@ class BoothStore:
 
     async def quota_uses(self, fair_id: str, booth_types: Collection[BoothType]) -> list[QuotaUse]:
         """The use of each of these booth types' quota, in the order asked."""
-        ids = [counter_id(fair_id, t) for t in booth_types]
+        ids = [quota_key(fair_id, t) for t in booth_types]
         cursor = self._db[QUOTA_COUNTERS].find({"_id": {"$in": ids}}, session=self._session)
         counters = {doc["_id"]: doc async for doc in cursor}
         missing = [i for i in ids if i not in counters]
@@ -170,7 +167,7 @@ class BoothStore:
         """Written even when unchanged (a promotion): the version bump is what makes
         every change to an allocation conflict with the others of its booth type."""
         await self._db[QUOTA_COUNTERS].update_one(
-            {"_id": counter_id(usage.fair_id, usage.booth_type)},
+            {"_id": quota_key(usage.fair_id, usage.booth_type)},
             {
                 "$set": {"allocated": usage.allocated, "issued": usage.issued},
                 "$inc": {"version": 1},
@@ -213,17 +210,12 @@ class BoothStore:
         )
         return [Ranked(doc["_id"], doc["score"], doc["submitted_at"]) async for doc in cursor]
 
-    async def allocated_to(self, fair_id: str, credit_code: str) -> Application | None:
-        """An application of this exporter holding a booth at this fair."""
-        doc = await self._db[APPLICATIONS].find_one(
-            {
-                "fair_id": fair_id,
-                "credit_code": credit_code,
-                "state": int(ApplicationState.ALLOCATED),
-            },
-            session=self._session,
+    async def applications_of(self, credit_code: str, fair_id: str) -> list[Application]:
+        """An exporter's applications at a fair (one per booth type at most)."""
+        cursor = self._db[APPLICATIONS].find(
+            {"credit_code": credit_code, "fair_id": fair_id}, session=self._session
         )
-        return None if doc is None else _application_from(doc)
+        return [_application_from(doc) async for doc in cursor]
 
     async def list_applications(
         self, query: ApplicationQuery, page: PageRequest

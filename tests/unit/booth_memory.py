@@ -109,16 +109,12 @@ class MemoryBoothStore:
             for a in await self.applications_in(fair_id, booth_type, [ApplicationState.WAITLISTED])
         ]
 
-    async def allocated_to(self, fair_id: str, credit_code: str) -> Application | None:
-        return next(
-            (
-                a
-                for a in self.applications.values()
-                if (a.fair_id, a.credit_code, a.state)
-                == (fair_id, credit_code, ApplicationState.ALLOCATED)
-            ),
-            None,
-        )
+    async def applications_of(self, credit_code: str, fair_id: str) -> list[Application]:
+        return [
+            a
+            for a in self.applications.values()
+            if (a.credit_code, a.fair_id) == (credit_code, fair_id)
+        ]
 
     async def list_applications(
         self, query: ApplicationQuery, page: PageRequest

@@ -28,6 +28,7 @@ from booth.domain import (
     Product,
     QuotaUse,
     Ranked,
+    RejectApplication,
     ScoringSheet,
     WaitlistPromoted,
     Zone,
@@ -37,6 +38,7 @@ from booth.domain import (
     hand_over_booth,
     plan_allocation,
     priority_key,
+    quota_key,
     require_transition,
     score,
     validate_profile,
@@ -237,6 +239,21 @@ def test_ids_and_booth_numbers_are_stable() -> None:
     )
     assert booth_number(BoothType.STANDARD, 7) == "S-0007"
     assert booth_number(BoothType.BRAND, 12) == "B-0012"
+
+
+def test_a_quota_is_named_by_its_fair_and_booth_type() -> None:
+    # The quota counter's id and the key its changes queue on.
+    assert quota_key("canton-139", BoothType.BRAND) == "canton-139:2"
+
+
+def test_a_rejection_needs_a_reason() -> None:
+    check = Validator()
+    command = RejectApplication.parse(check, " canton-139:C1:brand ", " late ")
+    check.raise_if_invalid()
+    assert command == RejectApplication("canton-139:C1:brand", "late")
+    check = Validator()
+    RejectApplication.parse(check, "canton-139:C1:brand", "  ")
+    assert [(v.field, v.description) for v in check.violations] == [("reason", "is required")]
 
 
 def test_a_fair_opens_at_utc_midnight_of_its_first_phase() -> None:

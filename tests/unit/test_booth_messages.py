@@ -38,6 +38,7 @@ def fields_of(decode: Callable[[Any], object], request: Message) -> dict[str, st
 
 def test_exporter_registration_names_every_wrong_field() -> None:
     request = pb.RegisterExporterRequest(
+        request_id="r",
         credit_code=VALID_CODE[:-1] + "Y",
         profile=pb.ExporterProfile(
             name=" ",
@@ -54,6 +55,7 @@ def test_exporter_registration_names_every_wrong_field() -> None:
     }
     command = messages.register_exporter_command(
         pb.RegisterExporterRequest(
+            request_id="r",
             credit_code=f" {VALID_CODE.lower()} ",
             profile=pb.ExporterProfile(
                 name=" 许昌发制品 ", main_products=[res.Product(name="wigs", hs_code="6704.20")]
@@ -93,7 +95,7 @@ def test_create_fair_reads_dates_types_and_moments_before_the_fairs_rules() -> N
     assert command.scoring_sheet == domain.DEFAULT_SCORING_SHEET
     wrong = fair_request(
         phases=[res.Phase(name="P", starts_on="15/04/2026", ends_on="2026-04-19")],
-        booth_quotas=[res.BoothQuota(booth_type=7, quota=0)],
+        booth_quotas=[res.BoothQuota(booth_type=7, quota=43)],
     )
     assert set(fields_of(messages.create_fair_command, wrong)) == {
         "phases[0].starts_on",
@@ -112,9 +114,78 @@ def test_create_fair_reads_dates_types_and_moments_before_the_fairs_rules() -> N
     }
 
 
+def test_create_fair_reports_every_wrong_field_at_once() -> None:
+    wrong = fair_request(
+        phases=[res.Phase(name="P", starts_on="15/04/2026", ends_on="2026-04-19")],
+        booth_quotas=[
+            res.BoothQuota(
+                booth_type=7,
+                quota=0,
+                application_deadline=stamp(T0),
+                allocation_deadline=stamp(T0 - timedelta(days=1)),
+            )
+        ],
+    )
+    wrong.fair_id, wrong.name, wrong.request_id = "Canton Fair!", " ", ""
+    assert fields_of(messages.create_fair_command, wrong) == {
+        "request_id": "is required, 1 to 128 characters",
+        "phases[0].starts_on": "must be a date YYYY-MM-DD",
+        "booth_quotas[0].booth_type": "must be BOOTH_TYPE_STANDARD or BOOTH_TYPE_BRAND",
+        "fair_id": "2-63 characters: lowercase letters, digits and '-'",
+        "name": "is required",
+        "booth_quotas[0].quota": "1 to 10000",
+        # The opening is unknown (phases[0] has no start), the deadlines' order is not.
+        "booth_quotas[0].allocation_deadline": (
+            "must fall between the application deadline and the fair's opening"
+        ),
+    }
+    # A deadline that could not be read is not judged, nor is the phase of a wrong date.
+    unread = fair_request(
+        phases=[res.Phase(name="P", starts_on="2026-04-15", ends_on="April")],
+        booth_quotas=[res.BoothQuota(booth_type=1, quota=5, application_deadline=stamp(T0))],
+    )
+    assert fields_of(messages.create_fair_command, unread) == {
+        "phases[0].ends_on": "must be a date YYYY-MM-DD",
+        "booth_quotas[0].allocation_deadline": "is required",
+    }
+
+
+def test_mutating_requests_report_a_missing_request_id_with_their_other_fields() -> None:
+    decoders: list[tuple[Callable[[Any], object], Message, set[str]]] = [
+        (messages.register_exporter_command, pb.RegisterExporterRequest(), {"credit_code"}),
+        (messages.update_exporter_command, pb.UpdateExporterRequest(), {"credit_code"}),
+        (messages.fair_key, pb.OpenFairRequest(), {"fair_id"}),
+        (messages.fair_key, pb.CloseFairRequest(), {"fair_id"}),
+        (messages.submit_application_command, pb.SubmitApplicationRequest(), {"fair_id"}),
+        (messages.withdraw_application_command, pb.WithdrawApplicationRequest(), set()),
+        (messages.reject_application_command, pb.RejectApplicationRequest(), {"reason"}),
+        (messages.run_allocation_command, pb.RunAllocationRequest(), {"booth_type"}),
+    ]
+    for decode, request, some_others in decoders:
+        found = fields_of(decode, request)
+        assert found["request_id"] == "is required, 1 to 128 characters"
+        assert some_others <= set(found), type(request).__name__
+
+
+def test_enum_fields_keep_the_apis_words() -> None:
+    submit = pb.SubmitApplicationRequest(
+        request_id="r", fair_id="f", credit_code=VALID_CODE, main_product_hs_code="670420"
+    )
+    assert fields_of(messages.submit_application_command, submit) == {
+        "booth_type": "must be BOOTH_TYPE_STANDARD or BOOTH_TYPE_BRAND"
+    }
+    listing = pb.ListApplicationsRequest(state=9, booth_type=5)
+    assert fields_of(messages.list_applications_query, listing) == {
+        "state": "unknown state",
+        "booth_type": "must be BOOTH_TYPE_STANDARD or BOOTH_TYPE_BRAND",
+    }
+    query, _ = messages.list_applications_query(pb.ListApplicationsRequest())
+    assert (query.state, query.booth_type) == (None, None)
+
+
 def test_submission_and_lists_report_their_wrong_fields() -> None:
     submit = pb.SubmitApplicationRequest(
-        fair_id=" ", credit_code="x", booth_type=3, main_product_hs_code="67"
+        request_id="r", fair_id=" ", credit_code="x", booth_type=3, main_product_hs_code="67"
     )
     assert set(fields_of(messages.submit_application_command, submit)) == {
         "fair_id",
@@ -129,7 +200,7 @@ def test_submission_and_lists_report_their_wrong_fields() -> None:
         "page_size",
         "page_token",
     }
-    reject = pb.RejectApplicationRequest(application_id="", reason=" ")
+    reject = pb.RejectApplicationRequest(request_id="r", application_id="", reason=" ")
     assert set(fields_of(messages.reject_application_command, reject)) == {
         "application_id",
         "reason",
