@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from runtime.kernel.clock import to_millisecond
+
 S = TypeVar("S")
 
 DEFAULT_NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -38,3 +40,14 @@ class FakeUnitOfWork(Generic[S]):
         """The events recorded so far, forgetting them (to look at the next use case's)."""
         taken, self.events = self.events, []
         return taken
+
+
+class ShiftedClock:
+    """runtime.kernel.clock.Clock: the machine's clock moved by ``offset``, which a
+    test moves past deadlines while the services run."""
+
+    def __init__(self, offset: timedelta = timedelta(0)) -> None:
+        self.offset = offset
+
+    def now(self) -> datetime:
+        return to_millisecond(datetime.now(UTC) + self.offset)

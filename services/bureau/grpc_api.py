@@ -13,8 +13,6 @@ from bureau.projections.expo import IntentFilter
 from chuhai.bureau.v1 import bureau_service_pb2 as pb
 from chuhai.bureau.v1 import bureau_service_pb2_grpc as pb_grpc
 from runtime.adapters.grpc_server import ServiceBinding
-from runtime.kernel.errors import FieldViolation, InvalidArgument
-from runtime.kernel.standards import is_country
 from runtime.kernel.validation import Validator
 
 
@@ -31,16 +29,14 @@ class BureauApi(pb_grpc.BureauServiceServicer):
         self, request: pb.QueryStatsRequest, context: grpc.aio.ServicerContext
     ) -> pb.QueryStatsResponse:
         check = Validator()
-        country = request.country.strip().upper()
-        check.require(not country or is_country(country), "country", "ISO 3166-1 alpha-2")
+        country = check.country(request.country, "country", required=False)
         chapter = request.hs_chapter.strip()
         check.require(
             not chapter or (len(chapter) == 2 and chapter.isdigit()), "hs_chapter", "2 digits"
         )
         since = request.since.ToDatetime(UTC) if request.HasField("since") else None
         until = request.until.ToDatetime(UTC) if request.HasField("until") else None
-        if since and until and since >= until:
-            raise InvalidArgument(FieldViolation("until", "must be after since"))
+        check.require(not (since and until and since >= until), "until", "must be after since")
         check.raise_if_invalid()
         where = IntentFilter(
             since=since, until=until, country=country or None, hs_chapter=chapter or None

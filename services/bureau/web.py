@@ -11,6 +11,7 @@ from aiohttp import web
 from bureau.live import LiveStats
 from bureau.messages import dashboard_json, headline_json
 from bureau.reports import as_csv, as_xlsx, report_rows
+from runtime.kernel.validation import Validator
 
 log = logging.getLogger(__name__)
 
@@ -18,15 +19,14 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _period(request: web.Request) -> tuple[date | None, date | None]:
-    try:
-        since = request.query.get("since")
-        until = request.query.get("until")
-        return (
-            date.fromisoformat(since) if since else None,
-            date.fromisoformat(until) if until else None,
+    check = Validator()
+    since = check.date(request.query.get("since", ""), "since", required=False)
+    until = check.date(request.query.get("until", ""), "until", required=False)
+    if check.violations:
+        raise web.HTTPBadRequest(
+            text="; ".join(f"{v.field}: {v.description}" for v in check.violations)
         )
-    except ValueError as error:
-        raise web.HTTPBadRequest(text="since and until are dates YYYY-MM-DD") from error
+    return since, until
 
 
 def build_web_app(live: LiveStats) -> web.Application:

@@ -532,11 +532,12 @@ class Warehouse:
         updated = replace(self, profile=profile, updated_at=now) if changed else self
         return ProfileChange(updated, before, changed)
 
-    def require_capacity_covers(self, reserved_by_day: Mapping[date, Space]) -> None:
-        """Refuse a capacity below what a day already holds: those bookings were confirmed
-        and stand. ``reserved_by_day`` holds the days from today on."""
+    def require_capacity_covers(self, reserved_by_day: Mapping[date, Space], today: date) -> None:
+        """Refuse a capacity below what a day from ``today`` on already holds: those
+        bookings were confirmed and stand. Days before today are history and bound
+        nothing."""
         capacity = self.profile.capacity
-        for day in sorted(reserved_by_day):
+        for day in sorted(d for d in reserved_by_day if d >= today):
             reserved = reserved_by_day[day]
             if not reserved.within(capacity):
                 raise FailedPrecondition(

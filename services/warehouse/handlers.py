@@ -63,9 +63,9 @@ async def update_warehouse(uow: UnitOfWork[WarehouseStore], command: ProfileUpda
     current = await store.load_warehouse(command.code)
     change = current.update(command, uow.now)
     if "capacity" in change.changed_fields:
-        # Days before today are history: only bookings still ahead bound the capacity.
-        ahead = await store.reserved_by_day(command.code, start=uow.now.date())
-        change.warehouse.require_capacity_covers(ahead)
+        today = uow.now.date()
+        ahead = await store.reserved_by_day(command.code, start=today)
+        change.warehouse.require_capacity_covers(ahead, today)
     if change.changed_fields:
         await store.save_warehouse(change.warehouse)
     uow.record(*change.events)

@@ -21,8 +21,8 @@ from runtime.adapters.grpc_errors import field_violations
 from runtime.adapters.service import ServiceHost
 from runtime.adapters.settings import Settings
 from runtime.adapters.topics import BOOTH_APPLICATIONS, BOOTH_FAIRS
-from runtime.kernel.clock import ShiftedClock
 from tests.credit_codes import random_credit_code
+from tests.fakes import ShiftedClock
 from tests.kafka_reading import read_records
 
 pytestmark = pytest.mark.integration

@@ -38,6 +38,7 @@ from chuhai.expo.v1 import resources_pb2 as expo_res
 from launcher.cli import replay_outboxes, wait_serving
 from launcher.embedded import EmbeddedInfrastructure, free_port
 from runtime.adapters.events import envelope_for
+from runtime.adapters.grpc_errors import field_violations
 from runtime.adapters.kafka import KafkaEventPublisher
 from runtime.adapters.outbox import OUTBOX_COLLECTION, Outbox, OutboxRelay, Transaction
 from runtime.adapters.service import ServiceHost
@@ -265,8 +266,30 @@ async def test_figures_are_live_exact_under_redelivery_and_equal_a_rebuild(
         query = await pb_grpc.BureauServiceStub(channel).QueryStats(
             pb.QueryStatsRequest(country="DE"), timeout=5
         )
-    assert query.intents == 1 and [c.key for c in query.intents_by_country] == ["DE"]
-    assert [(b.quota, b.applied, b.allocated, b.waitlisted) for b in query.booths] == [(4, 6, 4, 2)]
+        assert query.intents == 1 and [c.key for c in query.intents_by_country] == ["DE"]
+        assert [(b.quota, b.applied, b.allocated, b.waitlisted) for b in query.booths] == [
+            (4, 6, 4, 2)
+        ]
+
+        # A wrong query names every wrong field at once.
+        later, earlier = Timestamp(seconds=2_000_000_000), Timestamp(seconds=1_000_000_000)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await pb_grpc.BureauServiceStub(channel).QueryStats(
+                pb.QueryStatsRequest(country="XX", since=later, until=earlier), timeout=5
+            )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations(refused.value)) == {"country", "until"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"http://127.0.0.1:{bureau.web.port}/api/report.csv",
+            params={"since": "2026-13-01", "until": "20261231"},
+        ) as reply,
+    ):
+        assert reply.status == 400
+        assert await reply.text() == (
+            "since: must be a date YYYY-MM-DD; until: must be a date YYYY-MM-DD"
+        )
 
 
 async def test_restart_and_poison_records_keep_figures_exact(

@@ -26,8 +26,8 @@ from runtime.adapters.grpc_errors import field_violations
 from runtime.adapters.service import ServiceHost
 from runtime.adapters.settings import Settings
 from runtime.adapters.topics import EXPO_INTENTS
-from runtime.kernel.clock import ShiftedClock
 from tests.credit_codes import random_credit_code
+from tests.fakes import ShiftedClock
 from tests.integration.test_booth import fair_request, register_exporters
 from tests.kafka_reading import read_records
 from tests.waiting import eventually

@@ -8,9 +8,10 @@ from datetime import date, timedelta
 
 import pytest
 
-from runtime.kernel.clock import ShiftedClock, SystemClock
-from runtime.kernel.errors import FieldViolation, InvalidArgument
+from runtime.kernel.clock import SystemClock
+from runtime.kernel.errors import InvalidArgument
 from runtime.kernel.validation import Validator, validated
+from tests.fakes import ShiftedClock
 
 VALID_CREDIT_CODE = "91110000802100433B"
 
@@ -86,17 +87,6 @@ def test_text_and_identifiers_are_bounded() -> None:
         "fair_id": "lowercase",
         "edition_id": "is required",
     }
-
-
-def test_absorb_keeps_a_steps_violations_with_the_others() -> None:
-    def step() -> int:
-        raise InvalidArgument(FieldViolation("inner", "wrong"))
-
-    check = Validator()
-    check.require(False, "outer", "wrong too")
-    assert check.absorb(step) is None
-    assert check.absorb(lambda: 3) == 3
-    assert violations(check) == {"outer": "wrong too", "inner": "wrong"}
 
 
 def test_validated_returns_the_result_or_raises() -> None:

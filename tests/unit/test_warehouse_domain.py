@@ -250,11 +250,18 @@ def test_an_update_that_changes_nothing_reports_no_change() -> None:
 
 def test_capacity_cannot_drop_below_a_day_already_reserved() -> None:
     ahead = {TODAY + timedelta(days=3): Space(300, 100), TODAY + timedelta(days=9): Space(450, 0)}
-    warehouse(capacity=Space(450, 100)).require_capacity_covers(ahead)
+    warehouse(capacity=Space(450, 100)).require_capacity_covers(ahead, TODAY)
     with pytest.raises(FailedPrecondition) as error:
-        warehouse(capacity=Space(400, 100)).require_capacity_covers(ahead)
+        warehouse(capacity=Space(400, 100)).require_capacity_covers(ahead, TODAY)
     assert (TODAY + timedelta(days=9)).isoformat() in error.value.message
     assert "450 pallet positions" in error.value.message
+
+
+def test_days_before_today_bound_no_new_capacity() -> None:
+    history = {TODAY - timedelta(days=1): Space(450, 0), TODAY: Space(300, 0)}
+    warehouse(capacity=Space(300, 100)).require_capacity_covers(history, TODAY)
+    with pytest.raises(FailedPrecondition):
+        warehouse(capacity=Space(299, 100)).require_capacity_covers(history, TODAY)
 
 
 def test_suspension_and_reactivation_alternate() -> None:

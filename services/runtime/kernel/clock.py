@@ -2,11 +2,11 @@
 
 MongoDB keeps milliseconds, so every moment a service uses is cut to them: a response
 built from this instant equals the one built later from the stored document. Tests
-inject a clock they can move instead of patching time."""
+inject a clock they can move (tests/fakes.py) instead of patching time."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -27,13 +27,3 @@ class SystemClock:
 
     def now(self) -> datetime:
         return to_millisecond(datetime.now(UTC))
-
-
-class ShiftedClock:
-    """The machine's clock moved by ``offset``: tests move it past deadlines."""
-
-    def __init__(self, offset: timedelta = timedelta(0)) -> None:
-        self.offset = offset
-
-    def now(self) -> datetime:
-        return to_millisecond(datetime.now(UTC) + self.offset)

@@ -52,15 +52,6 @@ class Validator:
         if self._violations:
             raise InvalidArgument(self._violations)
 
-    def absorb(self, step: Callable[[], T]) -> T | None:
-        """Run a step that validates on its own (raising InvalidArgument); keep its
-        violations with the others instead of stopping at the first."""
-        try:
-            return step()
-        except InvalidArgument as error:
-            self._violations.extend(error.violations)
-            return None
-
     # Shapes -----------------------------------------------------------------------------
 
     def text(
