@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from runtime.adapters.pagination import PageRequest, keyset_slice
 from runtime.adapters.unit_of_work import UnitOfWork
+from runtime.kernel.errors import AlreadyExists, NotFound
 from warehouse.domain import (
     Booking,
     Cancellation,
@@ -48,19 +49,34 @@ class ReservationPage:
     next_page_token: str
 
 
+async def _warehouse(store: WarehouseStore, code: str) -> Warehouse:
+    warehouse = await store.warehouse(code)
+    if warehouse is None:
+        raise NotFound(f"no warehouse with code {code!r}")
+    return warehouse
+
+
+async def _reservation(store: WarehouseStore, reservation_id: str) -> Reservation:
+    reservation = await store.reservation(reservation_id)
+    if reservation is None:
+        raise NotFound(f"no reservation with id {reservation_id!r}")
+    return reservation
+
+
 # The registry.
 
 
 async def register_warehouse(uow: UnitOfWork[WarehouseStore], command: Registration) -> Warehouse:
     warehouse, events = Warehouse.register(command, uow.now)
-    await uow.store.insert_warehouse(warehouse)
+    if not await uow.store.add_warehouse(warehouse):
+        raise AlreadyExists(f"warehouse {warehouse.code} is already registered")
     uow.record(*events)
     return warehouse
 
 
 async def update_warehouse(uow: UnitOfWork[WarehouseStore], command: ProfileUpdate) -> Warehouse:
     store = uow.store
-    current = await store.load_warehouse(command.code)
+    current = await _warehouse(store, command.code)
     change = current.update(command, uow.now)
     if "capacity" in change.changed_fields:
         today = uow.now.date()
@@ -73,7 +89,7 @@ async def update_warehouse(uow: UnitOfWork[WarehouseStore], command: ProfileUpda
 
 
 async def suspend_warehouse(uow: UnitOfWork[WarehouseStore], command: Suspension) -> Warehouse:
-    current = await uow.store.load_warehouse(command.code)
+    current = await _warehouse(uow.store, command.code)
     suspended, events = current.suspend(command.reason, uow.now)
     await uow.store.save_warehouse(suspended)
     uow.record(*events)
@@ -81,7 +97,7 @@ async def suspend_warehouse(uow: UnitOfWork[WarehouseStore], command: Suspension
 
 
 async def reactivate_warehouse(uow: UnitOfWork[WarehouseStore], code: str) -> Warehouse:
-    current = await uow.store.load_warehouse(code)
+    current = await _warehouse(uow.store, code)
     active, events = current.reactivate(uow.now)
     await uow.store.save_warehouse(active)
     uow.record(*events)
@@ -89,7 +105,7 @@ async def reactivate_warehouse(uow: UnitOfWork[WarehouseStore], code: str) -> Wa
 
 
 async def get_warehouse(store: WarehouseStore, code: str) -> Warehouse:
-    return await store.load_warehouse(code)
+    return await _warehouse(store, code)
 
 
 async def search_warehouses(
@@ -114,7 +130,7 @@ async def reserve_capacity(uow: UnitOfWork[WarehouseStore], command: Booking) ->
     """Hold the space on every day of the period, or refuse and change nothing."""
     command.require_start_not_past(uow.now.date())
     store = uow.store
-    warehouse = await store.load_warehouse(command.warehouse_code)
+    warehouse = await _warehouse(store, command.warehouse_code)
     reserved = await store.reserved_by_day(
         warehouse.code, start=command.period.start, end=command.period.end
     )
@@ -128,7 +144,7 @@ async def reserve_capacity(uow: UnitOfWork[WarehouseStore], command: Booking) ->
 async def cancel_reservation(uow: UnitOfWork[WarehouseStore], command: Cancellation) -> Reservation:
     """Cancel and free every day the reservation held."""
     store = uow.store
-    current = await store.load_reservation(command.reservation_id)
+    current = await _reservation(store, command.reservation_id)
     cancelled, events = current.cancel(command.reason, uow.now)
     await store.remove_load(cancelled)
     await store.save_cancellation(cancelled)
@@ -137,7 +153,7 @@ async def cancel_reservation(uow: UnitOfWork[WarehouseStore], command: Cancellat
 
 
 async def get_reservation(store: WarehouseStore, reservation_id: str) -> Reservation:
-    return await store.load_reservation(reservation_id)
+    return await _reservation(store, reservation_id)
 
 
 async def list_reservations(
@@ -148,6 +164,6 @@ async def list_reservations(
 
 
 async def utilisation(store: WarehouseStore, code: str, days: Period) -> Utilisation:
-    warehouse = await store.load_warehouse(code)
+    warehouse = await _warehouse(store, code)
     reserved = await store.reserved_by_day(code, start=days.start, end=days.end)
     return warehouse.utilisation(reserved, days)

@@ -19,7 +19,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from runtime.adapters.pagination import PageRequest, keyset_find
-from runtime.kernel.errors import AlreadyExists, NotFound
 from warehouse.domain import (
     LogisticsService,
     Operator,
@@ -72,11 +71,13 @@ class WarehouseStore:
 
     # Warehouses.
 
-    async def insert_warehouse(self, warehouse: Warehouse) -> None:
+    async def add_warehouse(self, warehouse: Warehouse) -> bool:
+        """False when a warehouse with its code exists already."""
         try:
             await self._warehouses.insert_one(_warehouse_document(warehouse), session=self._session)
-        except DuplicateKeyError as error:
-            raise AlreadyExists(f"warehouse {warehouse.code} is already registered") from error
+        except DuplicateKeyError:
+            return False
+        return True
 
     async def save_warehouse(self, warehouse: Warehouse) -> None:
         document = _warehouse_document(warehouse)
@@ -85,11 +86,9 @@ class WarehouseStore:
             {"_id": warehouse.code}, {"$set": document}, session=self._session
         )
 
-    async def load_warehouse(self, code: str) -> Warehouse:
+    async def warehouse(self, code: str) -> Warehouse | None:
         doc = await self._warehouses.find_one({"_id": code}, session=self._session)
-        if doc is None:
-            raise NotFound(f"no warehouse with code {code!r}")
-        return _warehouse_from(doc)
+        return None if doc is None else _warehouse_from(doc)
 
     async def find_candidates(self, criteria: SearchCriteria) -> list[Warehouse]:
         """Warehouses matching the parts of a search the database can filter on;
@@ -245,11 +244,9 @@ class WarehouseStore:
             session=self._session,
         )
 
-    async def load_reservation(self, reservation_id: str) -> Reservation:
+    async def reservation(self, reservation_id: str) -> Reservation | None:
         doc = await self._reservations.find_one({"_id": reservation_id}, session=self._session)
-        if doc is None:
-            raise NotFound(f"no reservation with id {reservation_id!r}")
-        return _reservation_from(doc)
+        return None if doc is None else _reservation_from(doc)
 
     async def list_reservations(
         self, which: ReservationFilter, page: PageRequest

@@ -7,7 +7,6 @@ from collections.abc import Collection, Sequence
 from datetime import date, datetime
 
 from runtime.adapters.pagination import PageRequest, keyset_slice
-from runtime.kernel.errors import AlreadyExists, NotFound
 from warehouse.domain import (
     Period,
     Reservation,
@@ -29,18 +28,17 @@ class MemoryWarehouseStore:
 
     # Warehouses.
 
-    async def insert_warehouse(self, warehouse: Warehouse) -> None:
+    async def add_warehouse(self, warehouse: Warehouse) -> bool:
         if warehouse.code in self.warehouses:
-            raise AlreadyExists(f"warehouse {warehouse.code} is already registered")
+            return False
         self.warehouses[warehouse.code] = warehouse
+        return True
 
     async def save_warehouse(self, warehouse: Warehouse) -> None:
         self.warehouses[warehouse.code] = warehouse
 
-    async def load_warehouse(self, code: str) -> Warehouse:
-        if code not in self.warehouses:
-            raise NotFound(f"no warehouse with code {code!r}")
-        return self.warehouses[code]
+    async def warehouse(self, code: str) -> Warehouse | None:
+        return self.warehouses.get(code)
 
     async def find_candidates(self, criteria: SearchCriteria) -> list[Warehouse]:
         return [
@@ -112,10 +110,8 @@ class MemoryWarehouseStore:
     async def save_cancellation(self, reservation: Reservation) -> None:
         self.reservations[reservation.reservation_id] = reservation
 
-    async def load_reservation(self, reservation_id: str) -> Reservation:
-        if reservation_id not in self.reservations:
-            raise NotFound(f"no reservation with id {reservation_id!r}")
-        return self.reservations[reservation_id]
+    async def reservation(self, reservation_id: str) -> Reservation | None:
+        return self.reservations.get(reservation_id)
 
     async def list_reservations(
         self, which: ReservationFilter, page: PageRequest
