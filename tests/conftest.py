@@ -50,7 +50,8 @@ def unique() -> str:
 
 @pytest.fixture
 def settings(infra: Infrastructure, unique: str) -> Settings:
-    """Settings for services under test: real infrastructure, own databases, port 0."""
+    """Settings for services under test: real infrastructure, own databases, port 0
+    (gRPC and metrics)."""
     return Settings(
         kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
         mongodb_uri=infra.mongodb_uri,
@@ -59,6 +60,10 @@ def settings(infra: Infrastructure, unique: str) -> Settings:
         expo_grpc_port=0,
         warehouse_grpc_port=0,
         bureau_grpc_port=0,
+        booth_metrics_port=0,
+        expo_metrics_port=0,
+        warehouse_metrics_port=0,
+        bureau_metrics_port=0,
         grpc_shutdown_grace_seconds=0.5,
         relay_idle_poll_seconds=0.05,
     )

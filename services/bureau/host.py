@@ -9,12 +9,13 @@ import contextlib
 import logging
 
 import faust
+from opentelemetry.trace import TracerProvider
 
 from bureau.grpc_api import binding
 from bureau.live import LiveStats
 from bureau.messages import headline_json, headline_message
 from bureau.store import BureauStore
-from bureau.stream import build_stream_app
+from bureau.stream import StreamMetrics, build_stream_app
 from bureau.web import WebServer
 from chuhai.bureau.v1 import bureau_service_pb2 as pb
 from runtime.adapters.grpc_server import ServiceBinding
@@ -34,8 +35,16 @@ class BureauHost(ServiceHost):
     background task stops the Faust app when cancelled), then a last snapshot is taken
     of figures that no longer move, and the dashboard closes."""
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__("bureau", self._build_bureau, settings, relays_outbox=False)
+    def __init__(
+        self, settings: Settings, *, tracer_provider: TracerProvider | None = None
+    ) -> None:
+        super().__init__(
+            "bureau",
+            self._build_bureau,
+            settings,
+            relays_outbox=False,
+            tracer_provider=tracer_provider,
+        )
         self.live: LiveStats | None = None
         self.web: WebServer | None = None
 
@@ -54,7 +63,14 @@ class BureauHost(ServiceHost):
             headline = headline_message(live.figures.headline())
             return pb.GetStatsResponse(headline=headline).SerializeToString()
 
-        stream = build_stream_app(settings, live, store, encode_headline)
+        stream = build_stream_app(
+            settings,
+            live,
+            store,
+            encode_headline,
+            metrics=StreamMetrics(context.metrics.registry),
+            tracer=context.tracer,
+        )
         context.run_in_background("stream", lambda: _run_stream(stream))
         context.run_in_background("history", lambda: _record_history(store, live))
 

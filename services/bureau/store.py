@@ -91,11 +91,12 @@ class BureauStore:
             if any(e["code"] != DUPLICATE_KEY for e in error.details["writeErrors"]):
                 raise
 
-    async def snapshot(self, figures: BureauFigures, *, force: bool = False) -> None:
-        """Rewrite the snapshot when it is due (or forced) and the journal moved."""
+    async def snapshot(self, figures: BureauFigures, *, force: bool = False) -> bool:
+        """Rewrite the snapshot when it is due (or forced) and the journal moved; say
+        whether it was rewritten."""
         due = time.monotonic() - self._snapshot_at >= self._snapshot_every
         if self._journal_seq == self._snapshot_seq or not (due or force):
-            return
+            return False
         document = {
             "state": figures.snapshot(),
             "journal_seq": self._journal_seq,
@@ -106,6 +107,7 @@ class BureauStore:
         )
         self._snapshot_seq = self._journal_seq
         self._snapshot_at = time.monotonic()
+        return True
 
     async def record_headline(self, headline: dict[str, Any]) -> None:
         """A periodic point of the headline history (for reports over time)."""

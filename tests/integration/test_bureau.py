@@ -335,6 +335,7 @@ def start_bureau_process(settings: Settings, grpc_port: int, log: Path) -> subpr
         BUREAU_CONSUMER_GROUP=settings.bureau_consumer_group,
         BUREAU_GRPC_PORT=str(grpc_port),
         BUREAU_WEB_PORT="0",
+        BUREAU_METRICS_PORT="0",
     )
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "bureau"], env=env, stdout=out, stderr=out)

@@ -66,6 +66,7 @@ def test_platform_serves_every_service_and_ctrl_c_leaves_nothing(tmp_path: Path)
         if key not in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")
     }
     env.update({f"{name.upper()}_GRPC_PORT": str(port) for name, port in ports.items()})
+    env.update({f"{name.upper()}_METRICS_PORT": str(free_port()) for name in SERVICES})
     env["BUREAU_WEB_PORT"] = str(free_port())
     launcher = subprocess.Popen(
         [

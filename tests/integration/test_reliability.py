@@ -35,6 +35,7 @@ def start_booth(settings: Settings, port: int, log_path: Path) -> subprocess.Pop
         MONGODB_URI=settings.mongodb_uri,
         MONGODB_DATABASE_PREFIX=settings.mongodb_database_prefix,
         BOOTH_GRPC_PORT=str(port),
+        BOOTH_METRICS_PORT="0",
     )
     with log_path.open("ab") as log:
         return subprocess.Popen([sys.executable, "-m", "booth"], env=env, stdout=log, stderr=log)

@@ -42,6 +42,9 @@ class FakeOutbox:
     async def mark_published(self, event_ids: Sequence[str]) -> None:
         self.marked.append(list(event_ids))
 
+    async def pending_count(self) -> int:
+        return len([r for r in self.stored if r.event_id not in self.published])
+
     async def since(self, start: datetime, end: datetime | None = None) -> list[OutboxRecord]:
         self.since_calls.append((start, end))
         return list(self.stored)

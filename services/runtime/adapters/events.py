@@ -40,10 +40,11 @@ def envelope_for(
     causation_id: str = "",
     occurred_at: datetime | None = None,
     event_id: str = "",
+    traceparent: str = "",
 ) -> EventEnvelope:
     """Wrap a typed event in a new envelope, with a fresh event id unless one is given
     (a fact the client identified itself, such as a visit, keeps one id however often
-    it is reported)."""
+    it is reported). ``traceparent`` is the W3C trace context it was recorded in."""
     type_name = payload.DESCRIPTOR.full_name
     field = _PAYLOAD_FIELDS.get(type_name)
     if field is None:
@@ -58,6 +59,7 @@ def envelope_for(
         schema_version=schema_version(payload),
         correlation_id=correlation_id,
         causation_id=causation_id,
+        traceparent=traceparent,
     )
     envelope.occurred_at.FromDatetime(occurred_at or datetime.now(UTC))
     getattr(envelope, field).CopyFrom(payload)

@@ -1,18 +1,27 @@
-"""The gRPC server every service runs: health, reflection, one interceptor chain,
-graceful stop (health NOT_SERVING first, then in-flight calls get a grace period)."""
+"""The gRPC server every service runs: health, reflection, one interceptor chain
+(metrics and traces outermost, error mapping innermost), graceful stop (health
+NOT_SERVING first, then in-flight calls get a grace period)."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
 
 from runtime.adapters.grpc_errors import DomainErrorInterceptor
+from runtime.adapters.metrics import RpcMetrics
+from runtime.adapters.tracing import end_server_span, start_server_span
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +44,19 @@ class GrpcServer:
         host: str,
         port: int,
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        metrics: RpcMetrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._address = f"{host}:{port}"
         self._host = host
         self._bindings: tuple[ServiceBinding, ...] = ()
         # Future interceptors (authentication, rate limits) go before error mapping so
-        # their own domain errors are mapped too.
-        self._server = grpc.aio.server(interceptors=[*interceptors, DomainErrorInterceptor()])
+        # their own domain errors are mapped too; the observer comes first, so it sees
+        # every call's final status, whichever interceptor set it.
+        observer = CallObserver(metrics or RpcMetrics(), tracer)
+        self._server = grpc.aio.server(
+            interceptors=[observer, *interceptors, DomainErrorInterceptor()]
+        )
         self._health = health.aio.HealthServicer()
         self.port: int | None = None
 
@@ -92,3 +107,110 @@ class GrpcServer:
         await self._health.set("", status)
         for binding in self._bindings:
             await self._health.set(binding.full_name, status)
+
+
+class CallObserver(grpc.aio.ServerInterceptor):
+    """Counts and times every call by its final status code and, with a tracer, runs
+    it in a SERVER span (a child of the caller's, from its traceparent metadata). The
+    span is the current one while a unary call runs, so the events it records carry
+    its trace context (see outbox.Transaction.record).
+
+    Outermost in the chain: the status is read from the call's context once every inner
+    interceptor (the DomainErrorInterceptor's abort) has set it."""
+
+    def __init__(self, metrics: RpcMetrics, tracer: Tracer | None) -> None:
+        self._metrics = metrics
+        self._tracer = tracer
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._observe_unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream and inspect.isasyncgenfunction(handler.unary_stream):
+            return grpc.unary_stream_rpc_method_handler(
+                self._observe_stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            # A streaming handler may also be a coroutine that writes with context.write().
+            return grpc.unary_stream_rpc_method_handler(
+                self._observe_unary(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _observe_unary(
+        self, behaviour: Callable[..., Awaitable[Any]], method: str
+    ) -> Callable[..., Awaitable[Any]]:
+        async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            span = token = None
+            if self._tracer is not None:
+                span = start_server_span(self._tracer, method, context.invocation_metadata())
+                token = otel_context.attach(trace.set_span_in_context(span))
+            error: BaseException | None = None
+            try:
+                return await behaviour(request, context)
+            except BaseException as raised:
+                error = raised
+                raise
+            finally:
+                code = _final_code(context, error)
+                self._metrics.observe(method, code, time.perf_counter() - started)
+                if span is not None:
+                    otel_context.detach(token)
+                    end_server_span(span, code)
+
+        return observed
+
+    def _observe_stream(
+        self, behaviour: Callable[..., AsyncIterator[Any]], method: str
+    ) -> Callable[..., AsyncIterator[Any]]:
+        async def observed(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            # Not made current: an async generator's context is not reliably the same
+            # between its steps, and a stream records no events.
+            span = None
+            if self._tracer is not None:
+                span = start_server_span(self._tracer, method, context.invocation_metadata())
+            error: BaseException | None = None
+            try:
+                async for response in behaviour(request, context):
+                    yield response
+            except BaseException as raised:
+                error = raised
+                raise
+            finally:
+                code = _final_code(context, error)
+                self._metrics.observe(method, code, time.perf_counter() - started)
+                if span is not None:
+                    end_server_span(span, code)
+
+        return observed
+
+
+def _final_code(context: grpc.aio.ServicerContext, error: BaseException | None) -> grpc.StatusCode:
+    """The status the caller gets: the one an abort or set_code put on the context, or
+    what grpc makes of how the handler ended."""
+    code = context.code()
+    if code is not None:
+        return code
+    if error is None:
+        return grpc.StatusCode.OK
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        # The caller went away (or the server stopped) before an answer.
+        return grpc.StatusCode.CANCELLED
+    return grpc.StatusCode.UNKNOWN

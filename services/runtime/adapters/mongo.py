@@ -46,16 +46,23 @@ class TransactionFailed(Aborted):
     """A transaction kept hitting transient errors past its time budget."""
 
 
+# Why a transaction (or its commit) was retried, as run_in_transaction reports it.
+RETRY_TRANSIENT = "transient"
+RETRY_COMMIT_CONFLICT = "commit_conflict"
+RETRY_UNKNOWN_COMMIT_RESULT = "unknown_commit_result"
+
+
 async def run_in_transaction(
     client: AsyncMongoClient,
     work: Callable[[AsyncClientSession], Awaitable[T]],
     *,
     budget_seconds: float = 30.0,
+    on_retry: Callable[[str], None] | None = None,
 ) -> T:
     """Run ``work`` in a transaction, retrying the whole of it on TransientTransactionError
     (write conflicts) and the commit alone on UnknownTransactionCommitResult, with jittered
     exponential backoff. ``work`` may run more than once, so it must not have side effects
-    outside the session."""
+    outside the session. ``on_retry`` hears of each retry with its reason (RETRY_*)."""
     deadline = time.monotonic() + budget_seconds
     attempt = 0
     while True:
@@ -64,16 +71,18 @@ async def run_in_transaction(
             try:
                 await session.start_transaction()
                 result = await work(session)
-                await _commit(session, deadline)
+                await _commit(session, deadline, on_retry)
                 return result
             except PyMongoError as error:
                 if session.in_transaction:
                     # After a failed commit the server may already have dropped it.
                     with contextlib.suppress(PyMongoError):
                         await session.abort_transaction()
-                if not (
-                    error.has_error_label("TransientTransactionError") or _commit_conflict(error)
-                ):
+                if error.has_error_label("TransientTransactionError"):
+                    reason = RETRY_TRANSIENT
+                elif _commit_conflict(error):
+                    reason = RETRY_COMMIT_CONFLICT
+                else:
                     raise
                 if time.monotonic() >= deadline:
                     raise TransactionFailed(
@@ -84,6 +93,8 @@ async def run_in_transaction(
                 if session.in_transaction:
                     await session.abort_transaction()
                 raise
+        if on_retry is not None:
+            on_retry(reason)
         await asyncio.sleep(_backoff(attempt))
 
 
@@ -104,7 +115,9 @@ def _commit_conflict(error: PyMongoError) -> bool:
     )
 
 
-async def _commit(session: AsyncClientSession, deadline: float) -> None:
+async def _commit(
+    session: AsyncClientSession, deadline: float, on_retry: Callable[[str], None] | None
+) -> None:
     attempt = 0
     while True:
         attempt += 1
@@ -116,6 +129,8 @@ async def _commit(session: AsyncClientSession, deadline: float) -> None:
                 raise
             if time.monotonic() >= deadline:
                 raise
+            if on_retry is not None:
+                on_retry(RETRY_UNKNOWN_COMMIT_RESULT)
             await asyncio.sleep(_backoff(attempt))
 
 

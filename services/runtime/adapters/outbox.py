@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,8 +24,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from runtime.adapters.events import EventEnvelope, envelope_for
+from runtime.adapters.metrics import OutboxMetrics, TransactionMetrics
 from runtime.adapters.mongo import run_in_transaction
 from runtime.adapters.topics import TopicSpec
+from runtime.adapters.tracing import current_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,9 @@ class Transaction:
             correlation_id=self._correlation_id,
             event_id=event_id,
             occurred_at=occurred_at,
+            # The span of the call recording it (see grpc_server.CallObserver), if any:
+            # the consumer continues that trace.
+            traceparent=current_traceparent(),
         )
         await self.db[OUTBOX_COLLECTION].insert_one(
             {
@@ -115,6 +121,8 @@ class Outbox:
     client: AsyncMongoClient
     db: AsyncDatabase
     producer: str
+    # Where its transactions' retries are counted (the host's registry in a service).
+    transactions: TransactionMetrics = field(default_factory=TransactionMetrics)
     _committed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -133,7 +141,7 @@ class Outbox:
         async def attempt(session: AsyncClientSession) -> T:
             return await work(Transaction(self.db, session, self.producer, correlation_id))
 
-        result = await run_in_transaction(self.client, attempt)
+        result = await run_in_transaction(self.client, attempt, on_retry=self.transactions.retried)
         self._committed.set()
         return result
 
@@ -242,22 +250,52 @@ class OutboxRelay:
         batch_size: int = 500,
         idle_poll_seconds: float = 0.2,
         lease: RelayLease | None = None,
+        metrics: OutboxMetrics | None = None,
+        backlog_recount_seconds: float = 15.0,
     ) -> None:
+        """``metrics`` receive the backlog and lag each pass finds; a backlog of more
+        than a batch is counted in MongoDB at most every ``backlog_recount_seconds``."""
         self._outbox = outbox
         self._publisher = publisher
         self._batch_size = batch_size
         self._idle_poll = idle_poll_seconds
         self._lease = lease
+        self._metrics = metrics or OutboxMetrics()
+        self._recount_seconds = backlog_recount_seconds
+        self._counted_backlog = 0
+        self._counted_at = -math.inf
+        self._published_since_count = 0
         self._stopping = asyncio.Event()
 
     async def publish_pending(self) -> int:
         """One pass: publish up to a batch of unsent events; return how many were sent."""
         records = await self._outbox.pending(self._batch_size)
+        await self._report_backlog(records)
         if not records:
             return 0
         acknowledged = await self._publisher.publish(records)
-        await self._outbox.mark_published([r.event_id for r in records[:acknowledged]])
+        published = records[:acknowledged]
+        await self._outbox.mark_published([r.event_id for r in published])
+        self._metrics.published(published)
+        self._published_since_count += acknowledged
         return acknowledged
+
+    async def _report_backlog(self, records: Sequence[OutboxRecord]) -> None:
+        """What this pass found waiting: the records themselves, unless a full batch
+        hides more behind it. Counting that backlog scans it (seconds for 100,000 events
+        on SecantusDB), so a count is taken at most every recount interval, and between
+        counts the last one less what was published since stands in for it."""
+        backlog = len(records)
+        if backlog == self._batch_size:
+            if time.monotonic() - self._counted_at >= self._recount_seconds:
+                self._counted_backlog = await self._outbox.pending_count()
+                self._counted_at = time.monotonic()
+                self._published_since_count = 0
+            backlog = max(backlog, self._counted_backlog - self._published_since_count)
+        # A position is the wall-clock nanosecond its event was written (see
+        # _next_position), so the oldest pending record dates the lag without a field.
+        oldest_age = time.time() - records[0].position / 1e9 if records else 0.0
+        self._metrics.found(backlog, oldest_age)
 
     async def run(self) -> None:
         """Relay until stop(); backs off while Kafka or MongoDB is unreachable."""
@@ -265,11 +303,14 @@ class OutboxRelay:
         while not self._stopping.is_set():
             try:
                 if self._lease is not None and not await self._lease.hold():
+                    # The lease holder reports the backlog; a standby reports none.
+                    self._metrics.found(0, 0.0)
                     await self._sleep(self._idle_poll * 5)
                     continue
                 sent = await self.publish_pending()
                 failures = 0
             except (PyMongoError, PublishError) as error:
+                self._metrics.relay_errors.inc()
                 failures += 1
                 delay = min(10.0, 0.2 * 2**failures)
                 log.warning("relay pass failed, retrying", extra={"error": str(error), "in": delay})

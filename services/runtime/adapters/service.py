@@ -1,9 +1,9 @@
 """The one way a Chuhai service process starts and stops.
 
-Start: logging, settings, MongoDB and Kafka clients built on the running loop (waiting
-with backoff while either is unreachable), the outbox relay, then the gRPC server.
-Stop on SIGINT/SIGTERM: health NOT_SERVING, in-flight calls finish, the relay drains,
-clients close."""
+Start: logging, settings, the /metrics endpoint, MongoDB and Kafka clients built on the
+running loop (waiting with backoff while either is unreachable), the outbox relay, then
+the gRPC server. Stop on SIGINT/SIGTERM: health NOT_SERVING, in-flight calls finish, the
+relay drains, clients close, the last spans are exported."""
 
 from __future__ import annotations
 
@@ -18,15 +18,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from opentelemetry.trace import Tracer, TracerProvider
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from runtime.adapters.grpc_server import GrpcServer, ServiceBinding
 from runtime.adapters.kafka import KafkaEventPublisher
 from runtime.adapters.logging import configure_logging
+from runtime.adapters.metrics import MetricsServer, ServiceMetrics
 from runtime.adapters.mongo import connect_mongo
 from runtime.adapters.outbox import Outbox, OutboxRelay, RelayLease
 from runtime.adapters.settings import Settings
+from runtime.adapters.tracing import TRACER_NAME, tracer_provider_for
 from runtime.kernel.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,10 @@ class ServiceContext:
     db: AsyncDatabase
     outbox: Outbox
     clock: Clock
+    # The process's metrics (a service adds its own to metrics.registry) and its
+    # tracer, None when tracing is off.
+    metrics: ServiceMetrics
+    tracer: Tracer | None
     background: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
     cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -69,15 +77,24 @@ class ServiceHost:
         clock: Clock | None = None,
         *,
         relays_outbox: bool = True,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         """``relays_outbox=False`` is for a service that records no events of its own (the
         bureau only consumes): no relay and no Kafka producer are started, so it serves
-        without waiting for Kafka, and its context's outbox is never published."""
+        without waiting for Kafka, and its context's outbox is never published.
+
+        Spans go to ``tracer_provider`` (tests give one with an in-memory exporter);
+        without one, to the OTLP endpoint of the settings, if any (the host then owns
+        that provider and flushes it at stop)."""
         self.name = name
         self._build = build
         self._settings = settings
         self._clock = clock or SystemClock()
         self._relays_outbox = relays_outbox
+        self._tracer_provider = tracer_provider
+        self._owned_tracer_provider: SdkTracerProvider | None = None
+        self.metrics = ServiceMetrics(name)
+        self._metrics_server: MetricsServer | None = None
         self._mongo: AsyncMongoClient | None = None
         self._publisher: KafkaEventPublisher | None = None
         self._relay: OutboxRelay | None = None
@@ -86,16 +103,35 @@ class ServiceHost:
         self._background: list[asyncio.Task[None]] = []
         self.server: GrpcServer | None = None
 
+    @property
+    def metrics_port(self) -> int | None:
+        """Where /metrics is served once started (the free port taken for port 0)."""
+        return None if self._metrics_server is None else self._metrics_server.port
+
     async def start(self) -> None:
         settings = self._settings
-        self.server = GrpcServer(host=settings.grpc_host, port=settings.grpc_port(self.name))
+        tracer = self._start_tracing()
+        self.server = GrpcServer(
+            host=settings.grpc_host,
+            port=settings.grpc_port(self.name),
+            metrics=self.metrics.rpc,
+            tracer=tracer,
+        )
         self.server.bind()
+        # Up while the clients still wait for MongoDB or Kafka: a process that has not
+        # started is visible too.
+        self._metrics_server = MetricsServer(
+            self.metrics.registry, settings.metrics_host, settings.metrics_port(self.name)
+        )
+        await self._metrics_server.start()
         self._mongo = await connect_mongo(settings.mongodb_uri, app_name=f"chuhai-{self.name}")
         db = self._mongo.get_database(settings.database_name(self.name))
-        outbox = Outbox(self._mongo, db, producer=self.name)
+        outbox = Outbox(self._mongo, db, producer=self.name, transactions=self.metrics.transactions)
         if self._relays_outbox:
             await self._start_relay(outbox, db)
-        self._context = ServiceContext(self.name, settings, self._mongo, db, outbox, self._clock)
+        self._context = ServiceContext(
+            self.name, settings, self._mongo, db, outbox, self._clock, self.metrics, tracer
+        )
         await self.server.start(await self._build(self._context))
         self._background = [
             asyncio.create_task(loop(), name=f"{self.name}-{name}")
@@ -114,6 +150,7 @@ class ServiceHost:
             batch_size=settings.relay_batch_size,
             idle_poll_seconds=settings.relay_idle_poll_seconds,
             lease=RelayLease(db, owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"),
+            metrics=self.metrics.outbox,
         )
         self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-relay")
 
@@ -138,7 +175,22 @@ class ServiceHost:
             await self._publisher.close()
         if self._mongo is not None:
             await self._mongo.close()
+        if self._metrics_server is not None:
+            await self._metrics_server.stop()
+        if self._owned_tracer_provider is not None:
+            # Bounded: an unreachable collector must not hold the stop for the
+            # exporter's own retries.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.to_thread(self._owned_tracer_provider.shutdown), 5)
         log.info("service stopped", extra={"service": self.name})
+
+    def _start_tracing(self) -> Tracer | None:
+        provider = self._tracer_provider
+        if provider is None:
+            provider = self._owned_tracer_provider = tracer_provider_for(
+                self.name, self._settings.otel_exporter_otlp_endpoint
+            )
+        return None if provider is None else provider.get_tracer(TRACER_NAME)
 
 
 class Startable(Protocol):

@@ -42,6 +42,17 @@ class Settings(BaseSettings):
     bureau_web_host: str = "127.0.0.1"
     bureau_web_port: int = Field(default=8080, ge=0, le=65535)
 
+    # Prometheus text at http://<metrics_host>:<port>/metrics, one port per service
+    # (0: any free port). Containers set metrics_host to 0.0.0.0.
+    metrics_host: str = "127.0.0.1"
+    booth_metrics_port: int = Field(default=9461, ge=0, le=65535)
+    expo_metrics_port: int = Field(default=9462, ge=0, le=65535)
+    warehouse_metrics_port: int = Field(default=9463, ge=0, le=65535)
+    bureau_metrics_port: int = Field(default=9464, ge=0, le=65535)
+    # Where spans go over OTLP/gRPC, e.g. http://otel-collector:4317; empty: no tracing.
+    # The SDK's other OTEL_* variables (sampler, headers) apply as documented there.
+    otel_exporter_otlp_endpoint: str = ""
+
     log_level: str = "INFO"
     # How long a stopping server lets in-flight calls finish.
     grpc_shutdown_grace_seconds: float = 5.0
@@ -50,6 +61,9 @@ class Settings(BaseSettings):
 
     def grpc_port(self, service: str) -> int:
         return int(getattr(self, f"{service}_grpc_port"))
+
+    def metrics_port(self, service: str) -> int:
+        return int(getattr(self, f"{service}_metrics_port"))
 
     def grpc_target(self, service: str) -> str:
         explicit = getattr(self, f"{service}_grpc_target")

@@ -1,0 +1,434 @@
+"""The installed `chuhai` command, run as a subprocess against the four services running
+in-process on their own Kafka broker: every command once, in the order people use them."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import booth.grpc_api
+import expo.grpc_api
+import warehouse.grpc_api
+from bureau.host import BureauHost
+from launcher.embedded import EmbeddedInfrastructure
+from runtime.adapters.service import ServiceHost
+from runtime.adapters.settings import Settings
+from runtime.adapters.topics import provision_topics
+from tests.conftest import Infrastructure
+from tests.credit_codes import random_credit_code
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+CHUHAI = Path(sys.executable).parent / "chuhai"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        assert self.code == 0, self.stderr
+        return json.loads(self.stdout)
+
+
+@dataclass
+class Running:
+    """The services' addresses as a user's environment, and a work directory."""
+
+    env: dict[str, str]
+    workdir: Path
+
+    async def chuhai(self, *args: str, env: dict[str, str] | None = None) -> Outcome:
+        process = await asyncio.create_subprocess_exec(
+            str(CHUHAI),
+            *args,
+            env={**self.env, **(env or {})},
+            cwd=self.workdir,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode is not None
+        return Outcome(process.returncode, out.decode(), err.decode())
+
+    async def ok(self, *args: str, env: dict[str, str] | None = None) -> Outcome:
+        outcome = await self.chuhai(*args, env=env)
+        assert outcome.code == 0, f"chuhai {' '.join(args)}: {outcome.stderr}"
+        return outcome
+
+
+@pytest.fixture(scope="module")
+async def running(
+    infra: Infrastructure, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Running]:
+    """Booth, expo, warehouse and bureau on port 0, on a broker of their own: the bureau
+    and `events tail` see this story's events only."""
+    assert CHUHAI.exists(), "install the project: pip install -e . puts chuhai in the venv"
+    unique = uuid.uuid4().hex[:10]
+    with EmbeddedInfrastructure(tmp_path_factory.mktemp("cli-kafka")) as broker:
+        broker.start(mongo=False)
+        provision_topics(broker.kafka_bootstrap_servers)
+        settings = Settings(
+            kafka_bootstrap_servers=broker.kafka_bootstrap_servers,
+            mongodb_uri=infra.mongodb_uri,
+            mongodb_database_prefix=f"t{unique}_",
+            booth_grpc_port=0,
+            expo_grpc_port=0,
+            warehouse_grpc_port=0,
+            bureau_grpc_port=0,
+            booth_metrics_port=0,
+            expo_metrics_port=0,
+            warehouse_metrics_port=0,
+            bureau_metrics_port=0,
+            bureau_web_port=0,
+            bureau_consumer_group=f"bureau-{unique}",
+            grpc_shutdown_grace_seconds=0.5,
+            relay_idle_poll_seconds=0.05,
+        )
+        booth_host = ServiceHost("booth", booth.grpc_api.build, settings)
+        warehouse_host = ServiceHost("warehouse", warehouse.grpc_api.build, settings)
+        bureau_host = BureauHost(settings)
+        for host in (booth_host, warehouse_host, bureau_host):
+            await host.start()
+        expo_host = ServiceHost(
+            "expo",
+            expo.grpc_api.build,
+            settings.model_copy(
+                update={
+                    "booth_grpc_target": booth_host.server.address,
+                    "warehouse_grpc_target": warehouse_host.server.address,
+                }
+            ),
+        )
+        await expo_host.start()
+        hosts = (expo_host, booth_host, warehouse_host, bureau_host)
+        try:
+            assert bureau_host.web is not None
+            env = {
+                **os.environ,
+                "BOOTH_GRPC_TARGET": booth_host.server.address,
+                "EXPO_GRPC_TARGET": expo_host.server.address,
+                "WAREHOUSE_GRPC_TARGET": warehouse_host.server.address,
+                "BUREAU_GRPC_TARGET": bureau_host.server.address,
+                "BUREAU_WEB_HOST": "127.0.0.1",
+                "BUREAU_WEB_PORT": str(bureau_host.web.port),
+                "KAFKA_BOOTSTRAP_SERVERS": broker.kafka_bootstrap_servers,
+                "CHUHAI_TIMEOUT": "20",
+                # Wide tables, so a long id is never folded across lines.
+                "COLUMNS": "250",
+            }
+            for name in ("CHUHAI_CREDIT_CODE", "CHUHAI_BUYER_ID", "BUREAU_WEB_URL"):
+                env.pop(name, None)
+            yield Running(env=env, workdir=tmp_path_factory.mktemp("cli-work"))
+        finally:
+            for host in hosts:
+                await host.stop()
+
+
+GROUPS = {
+    (): ["exporter", "buyer", "operator", "bureau", "events"],
+    ("exporter",): [
+        "register", "show", "apply", "applications", "withdraw", "join", "publish",
+        "intents", "answer", "warehouses", "book",
+    ],
+    ("buyer",): ["register", "exhibitors", "products", "inquire", "rfq", "answers"],
+    ("operator",): ["register", "update", "bookings", "utilisation"],
+    ("bureau",): ["fair", "expo", "applications", "allocate", "reject", "watch", "report"],
+    ("bureau", "fair"): ["template", "create", "open", "show"],
+    ("bureau", "expo"): ["create", "open"],
+    ("events",): ["topics", "tail"],
+}  # fmt: skip
+
+
+async def test_help_lists_every_group_and_command_with_the_exit_codes(running: Running) -> None:
+    outcomes = await asyncio.gather(
+        *(running.chuhai(*group, "--help") for group in GROUPS),
+        running.chuhai("--show-completion", "bash"),
+    )
+    for (group, commands), outcome in zip(GROUPS.items(), outcomes, strict=False):
+        assert outcome.code == 0, outcome.stderr
+        for command in commands:
+            assert f" {command} " in outcome.stdout, (group, command)
+    assert "Exit codes" in outcomes[0].stdout and "BOOTH_GRPC_TARGET" in outcomes[0].stdout
+    # Typer's shell completion stays on.
+    assert outcomes[-1].code == 0 and "complete" in outcomes[-1].stdout
+
+
+async def test_a_season_from_fair_to_warehouse_through_the_command_line(
+    running: Running,
+) -> None:
+    ok = running.ok
+    fair_id = f"canton-{uuid.uuid4().hex[:6]}"
+    edition_id = f"cloud-{fair_id}"
+
+    # The bureau writes the fair down, creates and opens it.
+    template = await ok("bureau", "fair", "template", "--fair-id", fair_id)
+    fair_path = running.workdir / f"{fair_id}.yaml"
+    fair_path.write_text(template.stdout)
+    created = (await ok("bureau", "fair", "create", str(fair_path), "--json")).json()
+    assert created["fair"]["fair_id"] == fair_id
+    assert created["fair"]["status"] == "FAIR_STATUS_DRAFT"
+    assert created["fair"]["booth_quotas"][0]["booth_type"] == "BOOTH_TYPE_STANDARD"
+    assert (await ok("bureau", "fair", "open", fair_id, "--json")).json()["fair"][
+        "status"
+    ] == "FAIR_STATUS_OPEN"
+
+    # Three exporters register (one by the environment variable) and apply.
+    firms = [random_credit_code() for _ in range(3)]
+    first = firms[0]
+    registered = await asyncio.gather(
+        *(
+            ok(
+                "exporter", "register", "--name", f"许昌发制品 {n}", "--district", "建安区",
+                "--product", "670420:human hair wigs", "--turnover-usd", str(5_000_000 * (3 - n)),
+                "--brand-owner", "--past-fair", "Canton Fair 135", "--json",
+                env={"CHUHAI_CREDIT_CODE": code},
+            )
+            for n, code in enumerate(firms)
+        )
+    )  # fmt: skip
+    assert [r.json()["exporter"]["credit_code"] for r in registered] == firms
+    shown = (await ok("exporter", "show", "--credit-code", first, "--json")).json()
+    assert shown["exporter"]["main_products"] == [{"name": "human hair wigs", "hs_code": "670420"}]
+    assert shown["exporter"]["export_turnover_usd"] == 15_000_000
+    table = await ok("exporter", "show", "--credit-code", first)
+    assert "许昌发制品 0" in table.stdout and "670420" in table.stdout
+
+    applications = {}
+    for code in firms:
+        reply = await ok("exporter", "apply", fair_id, "-c", code, "--hs-code", "670420", "--json")
+        applications[code] = reply.json()["application"]["application_id"]
+    kept, withdrawing, rejected = (applications[code] for code in firms)
+
+    # The bureau rejects one on review and allocates; an exporter withdraws.
+    reply = await ok("bureau", "reject", rejected, "--reason", "incomplete licence", "--json")
+    assert reply.json()["application"]["state"] == "APPLICATION_STATE_REJECTED"
+    allocation = (await ok("bureau", "allocate", fair_id, "--json")).json()
+    assert (allocation["quota"], allocation["newly_allocated"]) == (43, 2)
+    allocated_text = await ok("bureau", "allocate", fair_id)
+    assert "Allocated 0 more booths (2 of 43 now)" in allocated_text.stdout
+    withdrawal = await ok("exporter", "withdraw", withdrawing, "--reason", "no stock", "--json")
+    assert withdrawal.json()["application"]["state"] == "APPLICATION_STATE_WITHDRAWN"
+    mine = (await ok("exporter", "applications", "-c", first, "--json")).json()
+    assert [a["application_id"] for a in mine["applications"]] == [kept]
+    assert mine["applications"][0]["state"] == "APPLICATION_STATE_ALLOCATED"
+    review = (await ok("bureau", "applications", fair_id, "--state", "allocated", "--json")).json()
+    assert [a["application_id"] for a in review["applications"]] == [kept]
+    every = await ok("bureau", "applications", fair_id, "--limit", "2")
+    assert "(2)" in every.stdout and "More exist" in every.stdout
+    fair = (await ok("bureau", "fair", "show", fair_id, "--json")).json()
+    assert fair["allocated"] == [1]
+
+    # The cloud expo: the bureau opens an edition, the booth holder exhibits.
+    today = datetime.now(UTC).date()
+    await ok(
+        "bureau", "expo", "create", edition_id, "--name", "Xuchang cloud expo", "--fair", fair_id,
+        "--starts-on", today.isoformat(), "--ends-on", (today + timedelta(days=90)).isoformat(),
+        "--allow-online-only",
+    )  # fmt: skip
+    opened = (await ok("bureau", "expo", "open", edition_id, "--json")).json()
+    assert opened["edition"]["status"] == "EDITION_STATUS_OPEN"
+    joined = (await ok("exporter", "join", edition_id, "-c", first, "--json")).json()
+    assert joined["exhibitor"]["kind"] == "EXHIBITOR_KIND_BOOTH"
+    product = (
+        await ok(
+            "exporter", "publish", edition_id, "-c", first, "--name", "Remy human hair wig",
+            "--hs-code", "670420", "--moq", "50", "--price-min", "USD 12.50",
+            "--price-max", "USD 80", "--certification", "CE", "--json",
+        )
+    ).json()["product"]  # fmt: skip
+    assert product["price_min"] == {"currency": "USD", "units": 12, "nanos": 500_000_000}
+
+    # An operator registers a warehouse in Hamburg and raises its capacity.
+    code = f"DE-HAM-{uuid.uuid4().hex[:4].upper()}"
+    await ok(
+        "operator", "register", code, "--name", "Hamburg public overseas warehouse",
+        "--operator-name", "Henan Overseas Logistics", "--country", "DE", "--city", "Hamburg",
+        "--address", "Am Sandtorkai 1", "--location", "53.55,9.99", "--area-m2", "12000",
+        "--pallets", "2000", "--cubic-metres", "20000",
+        "--service", "storage", "--service", "customs-clearance", "--delivers-to", "PL",
+    )  # fmt: skip
+    updated = (await ok("operator", "update", code, "--pallets", "2500", "--json")).json()
+    assert updated["warehouse"]["profile"]["capacity"] == {
+        "pallet_positions": 2500,
+        "cubic_metres": 20000,
+    }
+
+    # A buyer from Germany browses, inquires and sends an RFQ.
+    buyer = (
+        await ok(
+            "buyer", "register", "--company", "Hamburg Hair GmbH", "--country", "DE",
+            "--buyer-type", "new", "--email", "einkauf@example.com", "--json",
+        )
+    ).json()["buyer"]  # fmt: skip
+    as_buyer = {"CHUHAI_BUYER_ID": buyer["buyer_id"]}
+    exhibitors = (await ok("buyer", "exhibitors", edition_id, "--json")).json()
+    assert [e["credit_code"] for e in exhibitors["exhibitors"]] == [first]
+    products = (await ok("buyer", "products", edition_id, "--hs-heading", "6704", "--json")).json()
+    assert [p["product_id"] for p in products["products"]] == [product["product_id"]]
+    inquiry = (
+        await ok(
+            "buyer", "inquire", edition_id, "--exhibitor", first, "--product",
+            product["product_id"], "--hs-code", "670420", "--quantity", "200",
+            "--target-price", "USD 11", "--incoterm", "cif", "--destination-country", "DE",
+            "--destination-port", "Hamburg", "--json", env=as_buyer,
+        )
+    ).json()  # fmt: skip
+    assert inquiry["intent"]["recipients"] == [first]
+    assert code in [w["code"] for w in inquiry["warehouses"]]
+    rfq = (
+        await ok(
+            "buyer", "rfq", edition_id, "--hs-code", "670490", "--quantity", "1000",
+            "--destination-country", "DE", "--max-quotes", "3", "--json", env=as_buyer,
+        )
+    ).json()["intent"]  # fmt: skip
+    assert rfq["kind"] == "INTENT_KIND_RFQ" and rfq["recipients"] == [first]
+
+    # The exhibitor answers: a quote for the inquiry, a decline for the RFQ.
+    reached = (await ok("exporter", "intents", edition_id, "-c", first, "--json")).json()
+    assert {i["intent_id"] for i in reached["intents"]} == {
+        inquiry["intent"]["intent_id"],
+        rfq["intent_id"],
+    }
+    await ok(
+        "exporter", "answer", inquiry["intent"]["intent_id"], "-c", first,
+        "--unit-price", "USD 12.80", "--moq", "100", "--lead-time-days", "20",
+        "--incoterm", "cif", "--valid-until", (today + timedelta(days=20)).isoformat(),
+    )  # fmt: skip
+    declined = await ok(
+        "exporter", "answer", rfq["intent_id"], "-c", first, "--decline",
+        "--reason", "fully booked", "--json",
+    )  # fmt: skip
+    assert declined.json()["intent"]["state"] == "INTENT_STATE_DECLINED"
+    answers = (await ok("buyer", "answers", inquiry["intent"]["intent_id"], "--json")).json()
+    quote = answers["intent"]["responses"][0]
+    assert (quote["kind"], quote["unit_price"]["units"], quote["lead_time_days"]) == (
+        "RESPONSE_KIND_QUOTED",
+        12,
+        20,
+    )
+    answers_table = await ok("buyer", "answers", inquiry["intent"]["intent_id"])
+    assert "USD 12.80" in answers_table.stdout and "quoted" in answers_table.stdout
+
+    # The exporter finds the warehouse and books space; the operator sees it.
+    found = (await ok("exporter", "warehouses", "--serving", "PL", "--json")).json()
+    assert code in [m["warehouse"]["code"] for m in found["matches"]]
+    nearest = await ok(
+        "exporter", "warehouses", "--near", "53.0,10.0", "--service", "customs-clearance",
+        "--from", today.isoformat(), "--until", (today + timedelta(days=30)).isoformat(),
+        "--min-pallets", "100",
+    )  # fmt: skip
+    assert code in nearest.stdout
+    booking = (
+        await ok(
+            "exporter", "book", code, "-c", first, "--pallets", "120",
+            "--until", (today + timedelta(days=30)).isoformat(), "--json",
+        )
+    ).json()["reservation"]  # fmt: skip
+    assert booking["status"] == "RESERVATION_STATUS_CONFIRMED"
+    bookings = (await ok("operator", "bookings", code, "--json")).json()
+    assert [r["reservation_id"] for r in bookings["reservations"]] == [booking["reservation_id"]]
+    utilisation = (await ok("operator", "utilisation", code, "--json")).json()
+    assert len(utilisation["days"]) == 14
+    assert utilisation["days"][0]["reserved"]["pallet_positions"] == 120
+
+    # The bureau's live figures and report follow the events.
+    async def intents_seen() -> int:
+        watched = (await ok("bureau", "watch", "--once", "--json")).json()
+        return watched["headline"]["intents"]
+
+    await eventually(intents_seen, equals=2, within_seconds=30, every=0.5)
+    watched = (await ok("bureau", "watch", "--once", "--json")).json()["headline"]
+    assert (watched["firms_served"], watched["booths_allocated"], watched["buyers"]) == (3, 1, 0)
+    live_table = await ok("bureau", "watch", "--count", "1")
+    assert "Purchase intents" in live_table.stdout
+    saved = (await ok("bureau", "report", "--json")).json()
+    rows = list(csv.reader(io.StringIO((running.workdir / saved["path"]).read_text())))
+    assert ["headline", "firms_served", "3"] in rows
+    assert ["intents_by_country", "DE", "2"] in rows
+    xlsx = await ok("bureau", "report", "--format", "xlsx", "-o", "season.xlsx")
+    assert "season.xlsx" in xlsx.stdout
+    assert (running.workdir / "season.xlsx").read_bytes()[:2] == b"PK"
+
+    # Every event is on its topic, decoded.
+    tail = await ok(
+        "events", "tail", "booth.exporters", "--from-beginning", "--max", "3",
+        "--timeout", "20", "--json",
+    )  # fmt: skip
+    events = [json.loads(line) for line in tail.stdout.splitlines()]
+    assert sorted(e["key"] for e in events) == sorted(firms)
+    assert {e["envelope"]["type"] for e in events} == {"chuhai.booth.v1.ExporterRegistered"}
+    assert all(e["envelope"]["producer"] == "booth" for e in events)
+    pretty = await ok(
+        "events", "tail", "chuhai.booth.fairs.v1", "--from-beginning", "--max", "1",
+        "--timeout", "20",
+    )  # fmt: skip
+    assert "FairCreated" in pretty.stdout and fair_id in pretty.stdout
+    listed = (await ok("events", "topics", "--json")).json()
+    assert {"name": "chuhai.expo.intents.v1", "partitions": 6, "compacted": False,
+            "exists": True} in listed  # fmt: skip
+
+    # Retrying a change with its request id changes nothing and answers the same.
+    newcomer, request_id = random_credit_code(), f"retry-{uuid.uuid4()}"
+    retried = [
+        await ok("exporter", "register", "-c", newcomer, "--name", "许昌新企业",
+                 "--request-id", request_id, "--json")
+        for _ in range(2)
+    ]  # fmt: skip
+    assert retried[0].json() == retried[1].json()
+
+
+async def test_failures_exit_with_their_documented_code_and_name_the_field(
+    running: Running,
+) -> None:
+    run = running.chuhai
+    invalid, missing, unknown_topic, unknown_fair = await asyncio.gather(
+        run("exporter", "register", "--credit-code", "91411000MA0000000X", "--name", " "),
+        run("exporter", "show", "--credit-code", random_credit_code()),
+        run("events", "tail", "chuhai.nowhere.v1", "--max", "1"),
+        run("bureau", "fair", "open", "no-such-fair"),
+    )
+    assert invalid.code == 3, invalid.stderr
+    assert "credit_code (--credit-code)" in invalid.stderr
+    assert "profile.name (--name)" in invalid.stderr
+    assert missing.code == 4 and "Not found" in missing.stderr
+    assert unknown_topic.code == 4 and "events topics" in unknown_topic.stderr
+    assert unknown_fair.code == 4
+
+    code = random_credit_code()
+    await running.ok("exporter", "register", "-c", code, "--name", "First")
+    again = await run("exporter", "register", "-c", code, "--name", "Second")
+    assert again.code == 5 and "Already exists" in again.stderr
+
+    usage, unreachable, bad_period, bad_file = await asyncio.gather(
+        run("exporter", "apply", "canton-1", "-c", code, "--booth-type", "huge", "--hs-code", "1"),
+        run("--booth-target", "127.0.0.1:9", "--timeout", "2", "exporter", "register", "-c",
+            code, "--name", "X", "--request-id", "try-1"),
+        run("bureau", "report", "--since", "2026-13-01"),
+        run("bureau", "fair", "create", str(_bad_fair_file(running.workdir))),
+    )  # fmt: skip
+    assert usage.code == 2
+    assert unreachable.code == 6 and "--request-id try-1" in unreachable.stderr
+    assert bad_period.code == 3 and "since (--since): must be a date" in bad_period.stderr
+    assert bad_file.code == 3 and "quotas" in bad_file.stderr
+
+
+def _bad_fair_file(workdir: Path) -> Path:
+    path = workdir / "bad-fair.yaml"
+    path.write_text("fair_id: bad\nquotas: 3\n")
+    return path
