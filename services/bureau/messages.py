@@ -8,6 +8,7 @@ from typing import Any
 
 from bureau.figures import BureauFigures, Headline
 from bureau.projections.expo import IntentFilter
+from bureau.regions import REGION_NAMES, country_name
 from chuhai.bureau.v1 import bureau_service_pb2 as pb
 from runtime.adapters.timestamps import timestamp
 
@@ -74,10 +75,15 @@ def headline_json(headline: Headline) -> dict[str, Any]:
 
 
 def dashboard_json(figures: BureauFigures) -> dict[str, Any]:
-    """Everything the dashboard page draws."""
+    """Everything the dashboard page draws.
+
+    Times are UTC (ISO 8601) and the page shows them in the viewer's time zone: it draws
+    intents per day from the hourly buckets, so that its days are the viewer's days
+    rather than UTC's."""
     headline = figures.headline()
     intents = figures.intents()
     responses = figures.responses()
+    warehouses = figures.warehouses(datetime.now(UTC).date())
     return {
         "headline": headline_json(headline),
         "events_applied": headline.events_applied,
@@ -90,6 +96,15 @@ def dashboard_json(figures: BureauFigures) -> dict[str, Any]:
         "intents_per_hour": [
             {"start": b.start.isoformat(), "intents": b.intents} for b in intents.per_hour
         ],
-        "warehouses": [asdict(w) for w in figures.warehouses(datetime.now(UTC).date())],
+        "warehouses": [asdict(w) for w in warehouses],
         "responses": asdict(responses),
+        # English names of the countries above (Chinese ones come from the browser).
+        "country_names": _country_names([*intents.by_country, *(w.country for w in warehouses)]),
+        "region_names": {region: asdict(name) for region, name in REGION_NAMES.items()},
     }
+
+
+def _country_names(codes: list[str]) -> dict[str, str]:
+    """Codes outside ISO 3166-1 (such as the key of intents without a country) have no
+    name: the page shows the code itself."""
+    return {code: name for code in sorted(set(codes)) if (name := country_name(code))}

@@ -1,4 +1,5 @@
-"""UN M49 continental regions of every ISO 3166-1 alpha-2 code, for intents by region.
+"""UN M49 continental regions of every ISO 3166-1 alpha-2 code, for intents by region,
+and the names the dashboard shows for regions and countries.
 
 The regions are M49's five (Africa, Americas, Asia, Europe, Oceania); Antarctica, which
 M49 leaves outside them, is a region of its own here so that every code has one. Where
@@ -8,6 +9,10 @@ Africa), the mapping follows M49. Taiwan, which M49 does not list, is in Asia.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pycountry
 
 AFRICA = "Africa"
 AMERICAS = "Americas"
@@ -19,6 +24,26 @@ ANTARCTICA = "Antarctica"
 UNKNOWN_REGION = "Unknown"
 
 REGIONS: tuple[str, ...] = (AFRICA, AMERICAS, ASIA, EUROPE, OCEANIA, ANTARCTICA)
+
+
+@dataclass(frozen=True)
+class PlaceName:
+    """A name in English and in Simplified Chinese, for readers of either."""
+
+    en: str
+    zh: str
+
+
+# Chinese names as in the UN's Chinese M49 table (美洲 covers both Americas there).
+REGION_NAMES: dict[str, PlaceName] = {
+    AFRICA: PlaceName("Africa", "非洲"),
+    AMERICAS: PlaceName("Americas", "美洲"),
+    ASIA: PlaceName("Asia", "亚洲"),
+    EUROPE: PlaceName("Europe", "欧洲"),
+    OCEANIA: PlaceName("Oceania", "大洋洲"),
+    ANTARCTICA: PlaceName("Antarctica", "南极洲"),
+    UNKNOWN_REGION: PlaceName("Unknown", "未知"),
+}
 
 # One line per M49 sub-region, so a reviewer can check each against the UN table.
 _CODES_BY_REGION: dict[str, str] = {
@@ -65,3 +90,15 @@ REGION_BY_ALPHA_2: dict[str, str] = {
 def region_of(alpha_2: str) -> str:
     """The continental region of an ISO 3166-1 alpha-2 code (any case)."""
     return REGION_BY_ALPHA_2.get(alpha_2.upper(), UNKNOWN_REGION)
+
+
+def country_name(alpha_2: str) -> str | None:
+    """The English name of an ISO 3166-1 alpha-2 code (any case), None for any other code.
+
+    ISO's common name where it has one ("South Korea", not "Korea, Republic of"). There
+    is no Chinese here: pycountry has none, and the dashboard asks the browser's
+    Intl.DisplayNames, which carries CLDR's."""
+    country = pycountry.countries.get(alpha_2=alpha_2.upper()) if len(alpha_2) == 2 else None
+    if country is None:
+        return None
+    return getattr(country, "common_name", None) or country.name

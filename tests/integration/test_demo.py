@@ -1,13 +1,22 @@
 """The demo scenario, scaled down, through every real service: the bureau's gRPC API,
-/api/stats and the dashboard in a real headless browser show the scenario's figures."""
+/api/stats and the dashboard in a real headless browser show the scenario's figures, and
+the dashboard reads well on a desktop and on a phone (screenshots of both are kept in the
+test's temporary directory)."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import math
+import re
 import shutil
+import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -17,6 +26,7 @@ import booth.grpc_api
 import expo.grpc_api
 import warehouse.grpc_api
 from bureau.host import BureauHost
+from bureau.regions import country_name
 from demo.scenario import Scale, Targets, expected_figures, play
 from runtime.adapters.service import ServiceHost
 from runtime.adapters.settings import Settings
@@ -26,6 +36,36 @@ pytestmark = pytest.mark.integration
 
 SMALL = Scale(exporters=12, booth_quota=5, buyers=700, countries=25, intents=60, warehouses=4)
 CHROMIUM = "/usr/bin/chromium"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Seconds and how the dashboard must show them.
+DURATIONS = {
+    0: "0 s",
+    22: "22 s",
+    59.6: "1 min",
+    95: "1 min 35 s",
+    120: "2 min",
+    3_600: "1 h",
+    11_100: "3 h 5 min",
+    90_000: "1 d 1 h",
+}
+
+
+@dataclass(frozen=True)
+class Window:
+    """A browser window a reader might have: its size, language and time zone."""
+
+    width: int
+    height: int
+    locale: str
+    time_zone: str
+
+
+# The bureau's desktop, and a phone set to Chinese in another time zone (so the page
+# cannot pass by showing the server's or China's time).
+WINDOWS = (
+    Window(1280, 800, "en-GB", "Asia/Shanghai"),
+    Window(400, 800, "zh-CN", "Europe/Berlin"),
+)
 
 
 @dataclass
@@ -69,7 +109,7 @@ async def platform(bureau_settings: Settings) -> AsyncIterator[Running]:  # noqa
 
 
 async def test_scaled_demo_shows_its_figures_over_grpc_json_and_in_a_browser(
-    platform: Running,
+    platform: Running, tmp_path: Path
 ) -> None:
     figures = await play(platform.targets, SMALL, pace=0)
     assert figures == expected_figures(SMALL)
@@ -97,11 +137,13 @@ async def test_scaled_demo_shows_its_figures_over_grpc_json_and_in_a_browser(
 
     if shutil.which(CHROMIUM) is None:
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
-    shown = await asyncio.to_thread(read_dashboard, platform.dashboard)
+    shown = await asyncio.to_thread(read_dashboard, platform.dashboard, tmp_path)
     assert shown == {key: f"{value:,}" for key, value in figures.items()}
 
 
-def read_dashboard(url: str) -> dict[str, str]:
+def read_dashboard(url: str, screenshots: Path) -> dict[str, str]:
+    """Look at the dashboard in every window (asserting that it reads well there) and
+    return the headline figures it shows, the same in each."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -116,12 +158,112 @@ def read_dashboard(url: str) -> dict[str, str]:
             ],
         )
         try:
-            page = browser.new_page()
-            page.goto(url)
-            page.wait_for_function(
-                "document.getElementById('intents').textContent !== '0'", timeout=10_000
-            )
-            keys = ("firms_served", "booths_allocated", "countries", "buyers", "intents")
-            return {key: page.text_content(f"#{key}") for key in keys}
+            headlines = [look_at_dashboard(browser, url, window, screenshots) for window in WINDOWS]
         finally:
             browser.close()
+    assert headlines[0] == headlines[1]
+    return headlines[0]
+
+
+# Everything the checks read, in one evaluation, so that no refresh falls between them;
+# `data` is the /api/dashboard body the page drew.
+SEEN = """durations => ({
+    data,
+    overflow: document.scrollingElement.scrollWidth - innerWidth,
+    text: document.body.innerText,
+    footer: document.querySelector("footer").innerText,
+    countries: document.getElementById("countries_chart").innerText,
+    regions: document.getElementById("regions_chart").innerText,
+    names: Object.fromEntries(Object.keys(data.intents_by_country).map(
+        code => [code, countryNames(code, data.country_names)])),
+    germany: countryNames("DE"),
+    hourColumns: [...document.querySelectorAll("#hours_chart rect")].map(
+        rect => [rect.querySelector("title").textContent, Number(rect.dataset.value)]),
+    hourTicks: [...document.querySelectorAll("#hours_chart text.tick.x")].map(
+        text => text.firstChild.textContent),
+    hourAxis: [...document.querySelectorAll("#hours_chart text.tick.y")].map(t => t.textContent),
+    hourValues: [...document.querySelectorAll("#hours_chart text.value")].map(t => t.textContent),
+    dayValues: [...document.querySelectorAll("#days_chart rect")].map(
+        rect => Number(rect.dataset.value)),
+    dayTicks: [...document.querySelectorAll("#days_chart text.tick.x")].map(t => t.textContent),
+    median: document.getElementById("median_response").textContent,
+    durations: durations.map(formatDuration),
+})"""
+
+
+def look_at_dashboard(browser: Any, url: str, window: Window, screenshots: Path) -> dict[str, str]:
+    page = browser.new_page(
+        viewport={"width": window.width, "height": window.height},
+        locale=window.locale,
+        timezone_id=window.time_zone,
+    )
+    try:
+        page.goto(url)
+        page.wait_for_function(
+            "document.getElementById('intents').textContent !== '0'", timeout=10_000
+        )
+        keys = ("firms_served", "booths_allocated", "countries", "buyers", "intents")
+        headline = {key: page.text_content(f"#{key}") for key in keys}
+        check_what_is_seen(page.evaluate(SEEN, list(DURATIONS)), window)
+        screenshot = screenshots / f"dashboard-{window.width}x{window.height}.png"
+        page.screenshot(path=screenshot, full_page=True)
+        check_screenshot(screenshot, window)
+        return headline
+    finally:
+        page.close()
+
+
+def check_what_is_seen(seen: dict[str, Any], window: Window) -> None:
+    data = seen["data"]
+    zone = ZoneInfo(window.time_zone)
+    assert seen["overflow"] <= 0, f"the page scrolls sideways at {window.width} px"
+
+    # Countries and regions by name: English from the server, Chinese from the browser.
+    assert seen["germany"] == {"en": "Germany", "zh": "德国"}
+    by_country = data["intents_by_country"]
+    top = max(by_country, key=by_country.__getitem__)
+    names = seen["names"][top]
+    assert data["country_names"][top] == names["en"] == country_name(top)
+    assert names["zh"] and names["zh"] != top
+    assert names["en"] in seen["countries"] and names["zh"] in seen["countries"]
+    by_region = data["intents_by_region"]
+    top_region = data["region_names"][max(by_region, key=by_region.__getitem__)]
+    assert top_region["en"] in seen["regions"] and top_region["zh"] in seen["regions"]
+
+    # Times in the viewer's time zone, never as raw ISO strings.
+    as_of = datetime.fromisoformat(data["as_of"]).astimezone(zone)
+    assert f"{as_of:%H:%M:%S}" in seen["footer"]
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:", seen["text"]) is None
+    titles = [title for title, _ in seen["hourColumns"]]
+    for bucket in data["intents_per_hour"]:
+        start = datetime.fromisoformat(bucket["start"]).astimezone(zone)
+        end = start + timedelta(hours=1)
+        assert f"{start:%H:%M}\N{EN DASH}{end:%H:%M}: {bucket['intents']:,} intents" in titles
+
+    # Charts with axes, labels and every intent of the demo.
+    intents = data["headline"]["intents"]
+    assert len(seen["hourColumns"]) == 24
+    assert sum(value for _, value in seen["hourColumns"]) == intents
+    assert sum(seen["dayValues"]) == intents
+    assert len(seen["hourTicks"]) >= 4
+    assert all(re.fullmatch(r"\d\d:\d\d", tick) for tick in seen["hourTicks"])
+    assert seen["hourAxis"][0] == "0" and len(seen["hourAxis"]) >= 2
+    peak = max(bucket["intents"] for bucket in data["intents_per_hour"])
+    assert f"{peak:,}" in seen["hourValues"]
+    assert len(seen["dayTicks"]) >= 2
+
+    # Durations in sensible units; the demo's exhibitors answer within seconds.
+    assert seen["durations"] == list(DURATIONS.values())
+    responses = data["responses"]
+    assert responses["answered"] > 0 and responses["median_response_seconds"] < 60
+    # Rounded half up, as JavaScript's Math.round does.
+    assert seen["median"] == f"{math.floor(responses['median_response_seconds'] + 0.5)} s"
+
+
+def check_screenshot(path: Path, window: Window) -> None:
+    png = path.read_bytes()
+    assert png[:8] == PNG_SIGNATURE and png[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", png[16:24])
+    assert width == window.width and height >= window.height
+    # A drawn page: a blank one of this size compresses to a few kilobytes.
+    assert len(png) > 30_000
