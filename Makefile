@@ -12,8 +12,10 @@ INSTALL_STAMP := $(VENV)/.installed
 # Tools from npm (package.json, locked by package-lock.json): the buf CLI that lints
 # protos/ and checks them for breaking changes (buf.yaml, scripts/check_protos.sh).
 NODE_STAMP := node_modules/.installed
-# Browser tests drive Debian's chromium (never a browser downloaded by Playwright).
+# Browser tests drive Debian's chromium (never a browser downloaded by Playwright), with
+# a font that has Chinese glyphs, so the dashboard's screenshots show its labels.
 CHROMIUM := /usr/bin/chromium
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # e.g. `make run RUN_FLAGS=--full-speed` or `RUN_FLAGS=--no-demo`.
 RUN_FLAGS ?=
@@ -49,9 +51,9 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
-$(CHROMIUM):
+$(CHROMIUM) $(CJK_FONT):
 	$(SUDO) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-wqy-microhei
 
 run: setup
 	$(BIN)/chuhai-platform run $(RUN_FLAGS)
@@ -64,7 +66,7 @@ static-checks: setup $(NODE_STAMP)
 	scripts/check_protos.sh
 	$(BIN)/lint-imports --no-logo
 
-test: static-checks $(CHROMIUM)
+test: static-checks $(CHROMIUM) $(CJK_FONT)
 	$(BIN)/python -m pytest -q
 
 test-unit: setup

@@ -311,11 +311,20 @@ def _print_endpoints(
         f"  dashboard  {_dashboard_url(settings)}",
         f"  kafka      {settings.kafka_bootstrap_servers}",
         f"  mongodb    {settings.mongodb_uri}",
+        f"  metrics    {_metrics_urls(settings, [s.name for s in supervisor.services])}",
         f"  logs       {var_dir / 'logs'}",
+        "Try the command line: chuhai --help",
         "Press Ctrl-C to stop everything.",
         "",
     ]
     _say("\n".join(lines) + "\n")
+
+
+def _metrics_urls(settings: Settings, services: list[str]) -> str:
+    """The first service's URL in full, then each port with its service."""
+    first, *others = services
+    url = f"http://{settings.metrics_host}:{settings.metrics_port(first)}/metrics ({first})"
+    return ", ".join([url, *(f":{settings.metrics_port(s)} ({s})" for s in others)])
 
 
 def _say(text: str) -> None:
