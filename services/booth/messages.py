@@ -40,9 +40,8 @@ from chuhai.booth.v1 import events_pb2 as events
 from chuhai.booth.v1 import resources_pb2 as res
 from runtime.adapters import topics
 from runtime.adapters.pagination import PageRequest, page_request
-from runtime.adapters.timestamps import timestamp
+from runtime.adapters.timestamps import moment, timestamp
 from runtime.adapters.unit_of_work import OutgoingEvent
-from runtime.kernel.clock import to_millisecond
 from runtime.kernel.validation import Validator, validated
 
 # Requests --------------------------------------------------------------------------------
@@ -56,11 +55,11 @@ def _booth_type(value: int, check: Validator, field: str = "booth_type") -> Boot
     return check.member(value, BoothType, field, description=BOOTH_TYPES) or BoothType.STANDARD
 
 
-def _moment(message: Message, name: str, check: Validator, field: str) -> datetime:
-    if not check.require(message.HasField(name), field, "is required"):
+def _required_moment(message: Message, name: str, check: Validator, field: str) -> datetime:
+    found = moment(message, name)
+    if not check.require(found is not None, field, "is required"):
         return datetime.min.replace(tzinfo=UTC)
-    # Stored to the millisecond: the response says what later reads will say.
-    return to_millisecond(getattr(message, name).ToDatetime(UTC))
+    return found
 
 
 def _profile(message: pb.ExporterProfile) -> ExporterProfile:
@@ -120,10 +119,10 @@ def _quota(quota: res.BoothQuota, index: int, check: Validator) -> BoothQuota:
     return BoothQuota(
         booth_type=_booth_type(quota.booth_type, check, f"{path}.booth_type"),
         quota=quota.quota,
-        application_deadline=_moment(
+        application_deadline=_required_moment(
             quota, "application_deadline", check, f"{path}.application_deadline"
         ),
-        allocation_deadline=_moment(
+        allocation_deadline=_required_moment(
             quota, "allocation_deadline", check, f"{path}.allocation_deadline"
         ),
         fee_fen=quota.fee_fen,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC
 
 import grpc
 
@@ -13,6 +12,7 @@ from bureau.projections.expo import IntentFilter
 from chuhai.bureau.v1 import bureau_service_pb2 as pb
 from chuhai.bureau.v1 import bureau_service_pb2_grpc as pb_grpc
 from runtime.adapters.grpc_server import ServiceBinding
+from runtime.adapters.timestamps import moment
 from runtime.kernel.validation import Validator
 
 
@@ -34,8 +34,8 @@ class BureauApi(pb_grpc.BureauServiceServicer):
         check.require(
             not chapter or (len(chapter) == 2 and chapter.isdigit()), "hs_chapter", "2 digits"
         )
-        since = request.since.ToDatetime(UTC) if request.HasField("since") else None
-        until = request.until.ToDatetime(UTC) if request.HasField("until") else None
+        since = moment(request, "since")
+        until = moment(request, "until")
         check.require(not (since and until and since >= until), "until", "must be after since")
         check.raise_if_invalid()
         where = IntentFilter(

@@ -6,10 +6,8 @@ topic and key."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from chuhai.expo.v1 import events_pb2 as events
 from chuhai.expo.v1 import expo_service_pb2 as pb
@@ -36,9 +34,8 @@ from expo.domain import (
 )
 from runtime.adapters import topics
 from runtime.adapters.pagination import PageRequest, page_request
-from runtime.adapters.timestamps import timestamp
+from runtime.adapters.timestamps import moment, timestamp
 from runtime.adapters.unit_of_work import OutgoingEvent
-from runtime.kernel.clock import to_millisecond
 from runtime.kernel.validation import Validator
 
 MAX_PAGE_SIZE = 100
@@ -48,11 +45,6 @@ MAX_PAGE_SIZE = 100
 
 def _money(message: res.Money) -> Money:
     return Money(message.currency.strip().upper(), message.units, message.nanos)
-
-
-def _moment(stamp: Timestamp, present: bool) -> datetime | None:
-    # Stored moments keep milliseconds: answer with what a later read gives back.
-    return to_millisecond(stamp.ToDatetime(UTC)) if present else None
 
 
 def new_edition(request: pb.CreateEditionRequest) -> NewEdition:
@@ -191,7 +183,7 @@ def intent_draft(request: pb.SubmitIntentRequest) -> IntentDraft:
         incoterm=request.incoterm,
         destination_country=request.destination_country,
         destination_port=request.destination_port,
-        deadline=_moment(request.deadline, request.HasField("deadline")),
+        deadline=moment(request, "deadline"),
         max_quotes=request.max_quotes,
     )
     check.raise_if_invalid()
@@ -210,7 +202,7 @@ def answer(request: pb.RespondToIntentRequest) -> Answer:
         moq=request.moq,
         lead_time_days=request.lead_time_days,
         incoterm=request.incoterm,
-        valid_until=_moment(request.valid_until, request.HasField("valid_until")),
+        valid_until=moment(request, "valid_until"),
         reason=request.reason,
     )
     check.raise_if_invalid()
