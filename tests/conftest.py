@@ -16,7 +16,11 @@ from pymongo import AsyncMongoClient
 
 from launcher.embedded import EmbeddedInfrastructure
 from runtime.adapters.settings import Settings
+from runtime.adapters.tokens import DevelopmentKeys
 from runtime.adapters.topics import provision_topics
+from tests.identity import TEST_AUDIENCE, TEST_ISSUER, Identities
+
+SERVICE_NAMES = ("booth", "expo", "warehouse", "bureau")
 
 
 @dataclass(frozen=True)
@@ -42,31 +46,49 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastructure]:
         embedded.stop()
 
 
+@pytest.fixture(scope="session")
+def identity_keys(tmp_path_factory: pytest.TempPathFactory) -> DevelopmentKeys:
+    """The session's development key pair: the key set services trust, the key tests
+    and services sign with."""
+    return DevelopmentKeys.ensure(tmp_path_factory.mktemp("identity"))
+
+
+@pytest.fixture(scope="session")
+def identities(identity_keys: DevelopmentKeys) -> Identities:
+    return Identities(identity_keys)
+
+
 @pytest.fixture
 def unique() -> str:
     """A short id that keeps a test's databases, topics and groups its own."""
     return uuid.uuid4().hex[:10]
 
 
-@pytest.fixture
-def settings(infra: Infrastructure, unique: str) -> Settings:
+def settings_for(
+    infra: Infrastructure, identity_keys: DevelopmentKeys, unique: str, **overrides: object
+) -> Settings:
     """Settings for services under test: real infrastructure, own databases, port 0
-    (gRPC and metrics)."""
-    return Settings(
-        kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
-        mongodb_uri=infra.mongodb_uri,
-        mongodb_database_prefix=f"t{unique}_",
-        booth_grpc_port=0,
-        expo_grpc_port=0,
-        warehouse_grpc_port=0,
-        bureau_grpc_port=0,
-        booth_metrics_port=0,
-        expo_metrics_port=0,
-        warehouse_metrics_port=0,
-        bureau_metrics_port=0,
-        grpc_shutdown_grace_seconds=0.5,
-        relay_idle_poll_seconds=0.05,
-    )
+    (gRPC and metrics), tokens from the session's key pair."""
+    values: dict[str, object] = {
+        "auth_issuer": TEST_ISSUER,
+        "auth_audience": TEST_AUDIENCE,
+        "auth_jwks_file": str(identity_keys.key_set_file),
+        "auth_service_key_file": str(identity_keys.signing_key_file),
+        "kafka_bootstrap_servers": infra.kafka_bootstrap_servers,
+        "mongodb_uri": infra.mongodb_uri,
+        "mongodb_database_prefix": f"t{unique}_",
+        **{f"{name}_grpc_port": 0 for name in SERVICE_NAMES},
+        **{f"{name}_metrics_port": 0 for name in SERVICE_NAMES},
+        "grpc_shutdown_grace_seconds": 0.5,
+        "relay_idle_poll_seconds": 0.05,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(infra: Infrastructure, unique: str, identity_keys: DevelopmentKeys) -> Settings:
+    return settings_for(infra, identity_keys, unique)
 
 
 @pytest.fixture

@@ -10,18 +10,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from runtime.kernel.clock import to_millisecond
+from runtime.kernel.identity import Principal, Role
 
 S = TypeVar("S")
 
 DEFAULT_NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+DEFAULT_ACTOR = Principal(subject="officer-1", role=Role.OFFICER)
 
 
 class FakeUnitOfWork(Generic[S]):
     """runtime.adapters.unit_of_work.UnitOfWork over an in-memory repository."""
 
-    def __init__(self, store: S, now: datetime = DEFAULT_NOW) -> None:
+    def __init__(
+        self, store: S, now: datetime = DEFAULT_NOW, actor: Principal = DEFAULT_ACTOR
+    ) -> None:
         self.store = store
         self.now = now
+        # Who the use case runs for; a test acting as someone else sets it.
+        self.actor = actor
         self.events: list[Any] = []
         # Client-derived event ids (visits) that earlier requests recorded.
         self.recorded_ids: set[str] = set()

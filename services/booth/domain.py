@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Protocol, TypeVar
 
 from runtime.kernel.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from runtime.kernel.identity import SYSTEM
 from runtime.kernel.standards import hs_heading
 from runtime.kernel.validation import Validator
 
@@ -70,11 +71,6 @@ TRANSITIONS: dict[ApplicationState, frozenset[ApplicationState]] = {
     ApplicationState.WITHDRAWN: frozenset(),
 }
 
-# Who changes an application, as its history says.
-BY_EXPORTER = "exporter"
-BY_BUREAU = "bureau"
-BY_SYSTEM = "system"
-
 
 def require_transition(
     current: ApplicationState, target: ApplicationState, application_id: str
@@ -82,7 +78,8 @@ def require_transition(
     if target not in TRANSITIONS[current]:
         raise FailedPrecondition(
             f"application {application_id} is {current.name.lower()}; "
-            f"it cannot become {target.name.lower()}"
+            f"it cannot become {target.name.lower()}",
+            reason="APPLICATION_TRANSITION_NOT_ALLOWED",
         )
 
 
@@ -633,7 +630,8 @@ class Fair:
         if self.status not in _FAIR_STATUS_FROM[target]:
             raise FailedPrecondition(
                 f"fair {self.fair_id} is {self.status.name.lower()}; "
-                f"it cannot become {target.name.lower()}"
+                f"it cannot become {target.name.lower()}",
+                reason="FAIR_TRANSITION_NOT_ALLOWED",
             )
         return replace(self, status=target)
 
@@ -660,11 +658,14 @@ class Fair:
                 )
             )
         if self.status != FairStatus.OPEN:
-            raise FailedPrecondition(f"fair {self.fair_id} is not open for applications")
+            raise FailedPrecondition(
+                f"fair {self.fair_id} is not open for applications", reason="FAIR_NOT_OPEN"
+            )
         if at > quota.application_deadline:
             raise FailedPrecondition(
                 f"applications for {booth_type.name.lower()} booths at {self.fair_id} closed at "
-                f"{quota.application_deadline.isoformat()}"
+                f"{quota.application_deadline.isoformat()}",
+                reason="APPLICATION_DEADLINE_PASSED",
             )
         return Admission(self.fair_id, booth_type, hs_code, zone.code, self.scoring_sheet, at)
 
@@ -672,7 +673,10 @@ class Fair:
         """Booths of a type are allocated once the fair has opened for applications."""
         self._quota(booth_type)
         if self.status == FairStatus.DRAFT:
-            raise FailedPrecondition(f"fair {self.fair_id} has not opened for applications yet")
+            raise FailedPrecondition(
+                f"fair {self.fair_id} has not opened for applications yet",
+                reason="FAIR_NOT_YET_OPENED",
+            )
 
 
 # Applications --------------------------------------------------------------------------
@@ -700,8 +704,9 @@ class Transition:
 
 @dataclass(frozen=True)
 class SubmitApplication:
+    """What an exporter applies for; the applicant is the exporter calling."""
+
     fair_id: str
-    credit_code: str
     booth_type: BoothType
     hs_code: str
 
@@ -762,9 +767,10 @@ class Application:
 
     @classmethod
     def submit(
-        cls, admission: Admission, exporter: Exporter
+        cls, admission: Admission, exporter: Exporter, by: str
     ) -> tuple[Application, list[BoothApplicationSubmitted | BoothApplicationScored]]:
-        """A new application, scored at once on the fair's scoring sheet."""
+        """A new application submitted ``by`` (an audit name), scored at once by the
+        platform on the fair's scoring sheet."""
         at = admission.at
         application = cls(
             application_id=application_id_for(
@@ -779,8 +785,8 @@ class Application:
             score=score(exporter.profile, admission.scoring_sheet),
             submitted_at=at,
             history=(
-                Transition(ApplicationState.SUBMITTED, at, BY_EXPORTER),
-                Transition(ApplicationState.SCORED, at, BY_SYSTEM, "scoring sheet"),
+                Transition(ApplicationState.SUBMITTED, at, by),
+                Transition(ApplicationState.SCORED, at, SYSTEM.audit_name, "scoring sheet"),
             ),
         )
         events = [
@@ -823,8 +829,7 @@ class Application:
         number: str,
         quota: int,
         at: datetime,
-        *,
-        by: str = BY_BUREAU,
+        by: str,
         reason: str = "allocation",
     ) -> tuple[Application, BoothAllocated]:
         allocated = self._move(
@@ -836,30 +841,30 @@ class Application:
         return allocated, event
 
     def waitlist(
-        self, position: int, at: datetime
+        self, position: int, at: datetime, by: str
     ) -> tuple[Application, BoothApplicationWaitlisted]:
-        waitlisted = self._move(ApplicationState.WAITLISTED, at, BY_BUREAU, "quota taken")
+        waitlisted = self._move(ApplicationState.WAITLISTED, at, by, "quota taken")
         event = BoothApplicationWaitlisted(
             self.application_id, self.fair_id, self.booth_type, position
         )
         return waitlisted, event
 
-    def reject(self, reason: str, at: datetime) -> tuple[Application, BoothApplicationRejected]:
-        rejected = self._move(ApplicationState.REJECTED, at, BY_BUREAU, reason)
+    def reject(
+        self, reason: str, at: datetime, by: str
+    ) -> tuple[Application, BoothApplicationRejected]:
+        rejected = self._move(ApplicationState.REJECTED, at, by, reason)
         event = BoothApplicationRejected(self.application_id, self.fair_id, self.booth_type, reason)
         return rejected, event
 
     def withdraw(
-        self, reason: str, fair: Fair, at: datetime
+        self, reason: str, fair: Fair, at: datetime, by: str
     ) -> tuple[Application, BoothApplicationWithdrawn]:
         """The exporter gives up; a booth it held costs the penalty due at ``at``."""
         quota = fair.quota_for(self.booth_type)
         penalty = 0
         if self.holds_booth and quota is not None:
             penalty = withdrawal_penalty_fen(quota, fair.opens_at, at)
-        withdrawn = self._move(
-            ApplicationState.WITHDRAWN, at, BY_EXPORTER, reason, penalty_fen=penalty
-        )
+        withdrawn = self._move(ApplicationState.WITHDRAWN, at, by, reason, penalty_fen=penalty)
         event = BoothApplicationWithdrawn(
             application_id=self.application_id,
             fair_id=self.fair_id,
@@ -874,9 +879,10 @@ class Application:
     def promote(
         self, number: str, quota: int, freed_by: str, at: datetime
     ) -> tuple[Application, list[BoothAllocated | WaitlistPromoted]]:
-        """A waitlisted application receives the booth ``freed_by`` gave up."""
+        """A waitlisted application receives the booth ``freed_by`` gave up: the
+        platform's move, whoever withdrew."""
         promoted, allocated = self.allocate(
-            number, quota, at, by=BY_SYSTEM, reason="waitlist promotion"
+            number, quota, at, SYSTEM.audit_name, reason="waitlist promotion"
         )
         event = WaitlistPromoted(
             self.application_id, self.fair_id, self.booth_type, number, freed_by
@@ -913,7 +919,9 @@ class QuotaUse:
     def allocate(self, count: int) -> QuotaUse:
         """``count`` new booths, with new numbers."""
         if self.allocated + count > self.quota:
-            raise FailedPrecondition(f"quota of {self.fair_id} would be exceeded")
+            raise FailedPrecondition(
+                f"quota of {self.fair_id} would be exceeded", reason="QUOTA_EXCEEDED"
+            )
         return replace(self, allocated=self.allocated + count, issued=self.issued + count)
 
     def release(self) -> QuotaUse:
@@ -930,10 +938,11 @@ class AllocationRound:
 
 
 def allocate_booths(
-    usage: QuotaUse, candidates: Iterable[Application], at: datetime
+    usage: QuotaUse, candidates: Iterable[Application], at: datetime, by: str
 ) -> AllocationRound:
     """Allocate the free booths in priority order among scored and waitlisted
-    applications; the others (re)join the waitlist in priority order."""
+    applications; the others (re)join the waitlist in priority order. ``by`` is who
+    ran the allocation, as the histories name it."""
     waiting = [
         a
         for a in candidates
@@ -946,7 +955,7 @@ def allocate_booths(
     events: list[BoothAllocated | BoothApplicationWaitlisted] = []
     for offset, chosen in enumerate(plan.allocate, start=1):
         allocated, event = by_id[chosen.application_id].allocate(
-            usage.next_number(offset), usage.quota, at
+            usage.next_number(offset), usage.quota, at, by
         )
         changed.append(allocated)
         events.append(event)
@@ -955,7 +964,7 @@ def allocate_booths(
     for left in plan.waitlist:
         application = by_id[left.application_id]
         if application.state == ApplicationState.SCORED:
-            waitlisted, event = application.waitlist(positions[application.application_id], at)
+            waitlisted, event = application.waitlist(positions[application.application_id], at, by)
             changed.append(waitlisted)
             events.append(event)
             newly_waitlisted += 1

@@ -3,11 +3,16 @@
 A mutating use case runs on a UnitOfWork: it loads through ``uow.store``, lets the
 domain decide, saves, and records the domain events, all in one transaction. Read use
 cases take the store alone. No MongoDB or protobuf here: tests run these on an
-in-memory store (tests/unit/booth_memory.py)."""
+in-memory store (tests/unit/booth_memory.py).
+
+Who may call which use case is the access table's business (grpc_api.ACCESS); which
+objects a caller may touch is decided here, from ``uow.actor`` or the ``viewer``: an
+exporter its own firm and applications, an officer any. Someone else's object is
+reported exactly like a missing one, so a caller never learns that it exists."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from booth.domain import (
@@ -27,7 +32,8 @@ from booth.domain import (
     hand_over_booth,
     waitlist_positions,
 )
-from runtime.kernel.errors import AlreadyExists, NotFound
+from runtime.kernel.errors import AlreadyExists, NotFound, PermissionDenied
+from runtime.kernel.identity import Principal, Role
 
 if TYPE_CHECKING:
     from booth.storage import BoothStore
@@ -45,7 +51,21 @@ async def _fair(store: BoothStore, fair_id: str) -> Fair:
 # Exporters -----------------------------------------------------------------------------
 
 
+def _is_exporter(principal: Principal, credit_code: str) -> bool:
+    return principal.acts_for(Role.EXPORTER, credit_code)
+
+
+def _no_exporter(credit_code: str) -> NotFound:
+    return NotFound(f"no exporter with credit code {credit_code}")
+
+
 async def register_exporter(uow: UnitOfWork[BoothStore], command: RegisterExporter) -> Exporter:
+    """An exporter registers itself: its token's credit code, and no other."""
+    if not _is_exporter(uow.actor, command.credit_code):
+        raise PermissionDenied(
+            f"a token for {uow.actor.party or 'no firm'} registers only "
+            f"{uow.actor.party or 'no firm'}, not {command.credit_code}"
+        )
     exporter, registered = Exporter.register(command, uow.now)
     if not await uow.store.add_exporter(exporter):
         raise AlreadyExists(f"exporter {command.credit_code} is already registered")
@@ -54,18 +74,29 @@ async def register_exporter(uow: UnitOfWork[BoothStore], command: RegisterExport
 
 
 async def update_exporter(uow: UnitOfWork[BoothStore], command: UpdateExporter) -> Exporter:
-    exporter = await get_exporter(uow.store, command.credit_code)
+    """An exporter updates its own profile; another firm's reads as missing."""
+    if not _is_exporter(uow.actor, command.credit_code):
+        raise _no_exporter(command.credit_code)
+    exporter = await _exporter(uow.store, command.credit_code)
     updated, event = exporter.update(command.profile, uow.now)
     await uow.store.save_exporter(updated)
     uow.record(event)
     return updated
 
 
-async def get_exporter(store: BoothStore, credit_code: str) -> Exporter:
+async def _exporter(store: BoothStore, credit_code: str) -> Exporter:
     exporter = await store.exporter(credit_code)
     if exporter is None:
-        raise NotFound(f"no exporter with credit code {credit_code}")
+        raise _no_exporter(credit_code)
     return exporter
+
+
+async def get_exporter(store: BoothStore, credit_code: str, viewer: Principal) -> Exporter:
+    """An exporter's record, for itself, an officer, or a service (the expo checks who
+    joins an edition); another exporter's reads as missing."""
+    if not (viewer.role in (Role.OFFICER, Role.SERVICE) or _is_exporter(viewer, credit_code)):
+        raise _no_exporter(credit_code)
+    return await _exporter(store, credit_code)
 
 
 async def list_exporters(
@@ -123,24 +154,36 @@ async def list_fairs(store: BoothStore, page: PageRequest) -> tuple[list[Fair], 
 async def submit_application(
     uow: UnitOfWork[BoothStore], command: SubmitApplication
 ) -> Application:
+    """The calling exporter applies; its token's credit code is the applicant."""
     store = uow.store
+    actor = uow.actor
+    if actor.role is not Role.EXPORTER or not actor.party:
+        raise PermissionDenied("only an exporter's token, naming its credit code, applies")
     fair = await _fair(store, command.fair_id)
     # The fair's answer comes before the exporter is looked up.
     admission = fair.admit(command.booth_type, command.hs_code, uow.now)
-    exporter = await get_exporter(store, command.credit_code)
-    application, events = Application.submit(admission, exporter)
+    exporter = await _exporter(store, actor.party)
+    application, events = Application.submit(admission, exporter, actor.audit_name)
     if not await store.add_application(application):
         raise AlreadyExists(
-            f"{command.credit_code} already applied for a "
+            f"{actor.party} already applied for a "
             f"{command.booth_type.name.lower()} booth at {command.fair_id}"
         )
     uow.record(*events)
     return application
 
 
-async def find_application(store: BoothStore, application_id: str) -> Application:
+def _may_see(viewer: Principal, application: Application) -> bool:
+    return viewer.is_officer or _is_exporter(viewer, application.credit_code)
+
+
+async def find_application(
+    store: BoothStore, application_id: str, viewer: Principal
+) -> Application:
+    """An application an officer, or the exporter that applied, may see; anyone else's
+    reads as missing."""
     application = await store.application(application_id)
-    if application is None:
+    if application is None or not _may_see(viewer, application):
         raise NotFound(f"no application {application_id!r}")
     return application
 
@@ -155,10 +198,14 @@ class Withdrawal:
 async def withdraw_application(
     uow: UnitOfWork[BoothStore], command: WithdrawApplication
 ) -> Withdrawal:
+    """The exporter that applied withdraws; a booth it held goes to the waitlist's first."""
     store = uow.store
-    application = await find_application(store, command.application_id)
+    application = await find_application(store, command.application_id, uow.actor)
+    if not _is_exporter(uow.actor, application.credit_code):
+        # An officer sees it but may not give it up for the firm: rejection is its move.
+        raise NotFound(f"no application {command.application_id!r}")
     fair = await _fair(store, application.fair_id)
-    withdrawn, event = application.withdraw(command.reason, fair, uow.now)
+    withdrawn, event = application.withdraw(command.reason, fair, uow.now, uow.actor.audit_name)
     await store.save_application(withdrawn)
     uow.record(event)
     if not application.holds_booth:
@@ -178,8 +225,8 @@ async def withdraw_application(
 async def reject_application(
     uow: UnitOfWork[BoothStore], command: RejectApplication
 ) -> Application:
-    application = await find_application(uow.store, command.application_id)
-    rejected, event = application.reject(command.reason, uow.now)
+    application = await find_application(uow.store, command.application_id, uow.actor)
+    rejected, event = application.reject(command.reason, uow.now, uow.actor.audit_name)
     await uow.store.save_application(rejected)
     uow.record(event)
     return rejected
@@ -201,7 +248,7 @@ async def run_allocation(uow: UnitOfWork[BoothStore], command: RunAllocation) ->
     candidates = await store.applications_in(
         fair.fair_id, command.booth_type, [ApplicationState.SCORED, ApplicationState.WAITLISTED]
     )
-    allocation = allocate_booths(usage, candidates, uow.now)
+    allocation = allocate_booths(usage, candidates, uow.now, uow.actor.audit_name)
     for application in allocation.changed:
         await store.save_application(application)
     await store.save_quota_use(allocation.usage)
@@ -221,15 +268,23 @@ class ApplicationView:
     waitlist_position: int = 0
 
 
-async def get_application(store: BoothStore, application_id: str) -> ApplicationView:
-    [view] = await _with_positions(store, [await find_application(store, application_id)])
+async def get_application(
+    store: BoothStore, application_id: str, viewer: Principal
+) -> ApplicationView:
+    application = await find_application(store, application_id, viewer)
+    [view] = await _with_positions(store, [application])
     return view
 
 
 async def list_applications(
-    store: BoothStore, query: ApplicationQuery, page: PageRequest
+    store: BoothStore, query: ApplicationQuery, page: PageRequest, viewer: Principal
 ) -> tuple[list[ApplicationView], str]:
-    """Applications in priority order, each with its waitlist position."""
+    """Applications in priority order, each with its waitlist position: any for an
+    officer; an exporter's own only, whatever credit code its filter names."""
+    if not viewer.is_officer:
+        if viewer.role is not Role.EXPORTER or not viewer.party:
+            return [], ""
+        query = replace(query, credit_code=viewer.party)
     applications, token = await store.list_applications(query, page)
     return await _with_positions(store, applications), token
 

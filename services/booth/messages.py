@@ -56,7 +56,7 @@ def _booth_type(value: int, check: Validator, field: str = "booth_type") -> Boot
 
 
 def _required_moment(message: Message, name: str, check: Validator, field: str) -> datetime:
-    found = moment(message, name)
+    found = moment(message, name, field)
     if not check.require(found is not None, field, "is required"):
         return datetime.min.replace(tzinfo=UTC)
     return found
@@ -179,7 +179,6 @@ def submit_application_command(request: pb.SubmitApplicationRequest) -> SubmitAp
         check.request_id(request.request_id)
         return SubmitApplication(
             fair_id=check.identifier(request.fair_id, "fair_id"),
-            credit_code=check.credit_code(request.credit_code),
             booth_type=_booth_type(request.booth_type, check),
             hs_code=check.hs_code(request.main_product_hs_code, "main_product_hs_code"),
         )

@@ -11,9 +11,18 @@ from bureau.messages import headline_message, query_response
 from bureau.projections.expo import IntentFilter
 from chuhai.bureau.v1 import bureau_service_pb2 as pb
 from chuhai.bureau.v1 import bureau_service_pb2_grpc as pb_grpc
+from runtime.adapters.auth import Access, roles
 from runtime.adapters.grpc_server import ServiceBinding
 from runtime.adapters.timestamps import moment
+from runtime.kernel.identity import Role
 from runtime.kernel.validation import Validator
+
+# Every figure is the bureau's: officers only, for the headline as for the breakdowns.
+ACCESS: Access = {
+    "GetStats": roles(Role.OFFICER),
+    "QueryStats": roles(Role.OFFICER),
+    "WatchStats": roles(Role.OFFICER),
+}
 
 
 class BureauApi(pb_grpc.BureauServiceServicer):
@@ -58,4 +67,5 @@ def binding(live: LiveStats) -> ServiceBinding:
         full_name=pb.DESCRIPTOR.services_by_name["BureauService"].full_name,
         servicer=BureauApi(live),
         add_to_server=pb_grpc.add_BureauServiceServicer_to_server,
+        access=ACCESS,
     )

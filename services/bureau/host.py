@@ -21,6 +21,7 @@ from chuhai.bureau.v1 import bureau_service_pb2 as pb
 from runtime.adapters.grpc_server import ServiceBinding
 from runtime.adapters.service import ServiceContext, ServiceHost
 from runtime.adapters.settings import Settings
+from runtime.adapters.tls import web_ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,14 @@ class BureauHost(ServiceHost):
             "figures restored",
             extra={"events_applied": live.figures.headline().events_applied},
         )
-        self.web = WebServer(live, settings.bureau_web_host, settings.bureau_web_port)
+        # The dashboard admits officers only, by the same token rules as the gRPC API.
+        self.web = WebServer(
+            live,
+            settings.bureau_web_host,
+            settings.bureau_web_port,
+            context.verifier,
+            web_ssl_context(settings),
+        )
         await self.web.start()
 
         def encode_headline() -> bytes:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Set
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -178,6 +179,8 @@ def build_stream_app(
     metrics.registry.register(lag)
     next_offsets = lag.next_offsets
 
+    handle = RecordHandler(live, send, metrics)
+
     @app.agent(sources)
     async def aggregate(stream: Any) -> None:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
@@ -190,19 +193,12 @@ def build_stream_app(
                 applied: list[Entry] = []
                 for event in events:
                     message = event.message
-                    try:
-                        envelope = decode_envelope(event.value)
-                        with traced.event(
-                            envelope.traceparent, message.topic, envelope.event_id, envelope.type
-                        ) as span:
-                            fresh = live.figures.apply(envelope)
-                            if span is not None:
-                                span.set_attribute("chuhai.event.applied", fresh)
-                        if fresh:
-                            applied.append((envelope.event_id, event.value))
-                    except Exception as error:
-                        await _dead_letter(send, event, error)
-                        metrics.dead_letters.labels(message.topic).inc()
+                    record = Record(
+                        message.topic, message.partition, message.offset, message.key, event.value
+                    )
+                    entry = await handle(record, traced)
+                    if entry is not None:
+                        applied.append(entry)
                     next_offsets[message.tp] = message.offset + 1
                 metrics.applied.inc(len(applied))
                 metrics.redelivered.inc(dispatcher.redelivered_count - redelivered)
@@ -222,27 +218,68 @@ def build_stream_app(
     return app
 
 
-async def _dead_letter(send: Send, event: Any, error: Exception) -> None:
-    message = event.message
+@dataclass(frozen=True)
+class Record:
+    """One consumed record, as the bureau reads it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class RecordHandler:
+    """The agent's step for each record: apply it to the figures, or dead-letter it.
+
+    Whatever a record holds, this returns: a record that is no usable envelope, or
+    whose event the dispatcher refuses, goes to its topic's .dlq twin and is counted,
+    changing no figure; an event the bureau cannot read yet is skipped by the dispatcher
+    and counted there. Only a failure to send the dead letter itself propagates: that is
+    the broker's trouble, not the record's."""
+
+    def __init__(self, live: LiveStats, send: Send, metrics: StreamMetrics) -> None:
+        self._live = live
+        self._send = send
+        self._metrics = metrics
+
+    async def __call__(self, record: Record, traced: BatchTrace) -> Entry | None:
+        """The journal entry of an event applied now; None for anything else."""
+        try:
+            envelope = decode_envelope(record.value)
+            with traced.event(
+                envelope.traceparent, record.topic, envelope.event_id, envelope.type
+            ) as span:
+                fresh = self._live.figures.apply(envelope)
+                if span is not None:
+                    span.set_attribute("chuhai.event.applied", fresh)
+        except Exception as error:
+            await _dead_letter(self._send, record, error)
+            self._metrics.dead_letters.labels(record.topic).inc()
+            return None
+        return (envelope.event_id, record.value) if fresh else None
+
+
+async def _dead_letter(send: Send, record: Record, error: Exception) -> None:
     log.error(
         "dead-lettering record",
         extra={
-            "topic": message.topic,
-            "partition": message.partition,
-            "offset": message.offset,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
             "error": str(error),
         },
     )
     await send(
-        f"{message.topic}.dlq",
-        message.key,
-        event.value,
+        f"{record.topic}.dlq",
+        record.key,
+        record.value or b"",
         [
             ("error", str(error).encode()),
             ("error_type", type(error).__name__.encode()),
             ("consumer", b"bureau"),
-            ("original_topic", message.topic.encode()),
-            ("original_partition", str(message.partition).encode()),
-            ("original_offset", str(message.offset).encode()),
+            ("original_topic", record.topic.encode()),
+            ("original_partition", str(record.partition).encode()),
+            ("original_offset", str(record.offset).encode()),
         ],
     )

@@ -1,21 +1,43 @@
-"""The bureau's web dashboard and its JSON API (aiohttp), served beside gRPC."""
+"""The bureau's web dashboard and its JSON API (aiohttp), served beside gRPC.
+
+Every page and endpoint is for officers, as the gRPC figures are. API clients send
+``Authorization: Bearer <JWT>``. A browser opens ``/login?token=<JWT>`` once (the link
+the launcher prints, or one the identity provider hands out): the token is checked,
+kept in an HttpOnly, SameSite=Strict session cookie that lives no longer than the token,
+and the browser is sent on to ``/`` so the token leaves the address bar and its history.
+Tokens are verified by the gRPC server's own TokenVerifier, so both doors let in the
+same people."""
 
 from __future__ import annotations
 
+import html
 import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
 from datetime import date
 from importlib import resources
 
-from aiohttp import web
+import jwt
+from aiohttp import hdrs, web
 
 from bureau.live import LiveStats
 from bureau.messages import dashboard_json, headline_json
 from bureau.reports import as_csv, as_xlsx, report_rows
+from runtime.adapters.auth import TokenVerifier
+from runtime.kernel import errors
+from runtime.kernel.identity import Principal
 from runtime.kernel.validation import Validator
 
 log = logging.getLogger(__name__)
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+SESSION_COOKIE = "chuhai_session"
+LOGIN_PATH = "/login"
+# The realm named in WWW-Authenticate challenges (RFC 6750).
+REALM = "chuhai-bureau"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _period(request: web.Request) -> tuple[date | None, date | None]:
@@ -29,7 +51,141 @@ def _period(request: web.Request) -> tuple[date | None, date | None]:
     return since, until
 
 
-def build_web_app(live: LiveStats) -> web.Application:
+# Authentication -----------------------------------------------------------------------
+
+
+def _refusal(
+    request: web.Request, status: int, title: str, detail: str, *, token_given: bool = True
+) -> web.Response:
+    """A short explanation: a page for a browser, JSON for anything else. A 401 carries
+    the Bearer challenge, with RFC 6750's error only when a token was given."""
+    headers = {hdrs.CACHE_CONTROL: "no-store"}
+    if status == web.HTTPUnauthorized.status_code:
+        challenge = f'Bearer realm="{REALM}"'
+        if token_given:
+            # A header value: printable ASCII only, whatever a token's header smuggled in.
+            description = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in detail)
+            challenge += f', error="invalid_token", error_description="{description}"'
+        headers[hdrs.WWW_AUTHENTICATE] = challenge
+    if "text/html" in request.headers.get(hdrs.ACCEPT, ""):
+        body = (
+            f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
+            f"<h1>{html.escape(title)}</h1><p>{html.escape(detail)}</p>"
+            "<p>The bureau's dashboard is for commerce bureau officers: open the login link "
+            "<code>/login?token=&lt;officer token&gt;</code> you were given.</p>"
+        )
+        response = web.Response(status=status, text=body, content_type="text/html", headers=headers)
+    else:
+        response = web.json_response(
+            {"error": title, "detail": detail}, status=status, headers=headers
+        )
+    return response
+
+
+def _bearer(request: web.Request) -> str | None:
+    """The token an API client sends, or the one the session cookie keeps; None."""
+    header = request.headers.get(hdrs.AUTHORIZATION)
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise errors.Unauthenticated("authorization must be 'Bearer <token>'")
+        return token.strip()
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+async def _officer(
+    verifier: TokenVerifier, request: web.Request, token: str | None
+) -> Principal | web.Response:
+    """The officer ``token`` names, or the refusal to send instead."""
+    if token is None:
+        return _refusal(
+            request,
+            401,
+            "Sign-in required",
+            "missing bearer token: send 'Authorization: Bearer <token>' or open /login?token=...",
+            token_given=False,
+        )
+    try:
+        principal = await verifier.verify(token)
+    except errors.Unauthenticated as error:
+        return _refusal(request, 401, "Sign-in required", error.message)
+    except errors.PermissionDenied as error:
+        return _refusal(request, 403, "Not for this role", error.message)
+    except errors.Unavailable as error:
+        return _refusal(request, 503, "Sign-in unavailable", error.message)
+    if not principal.is_officer:
+        return _refusal(
+            request,
+            403,
+            "Not for this role",
+            f"the bureau's figures are for officers, not the {principal.role.value} role",
+        )
+    return principal
+
+
+def _officers_only(verifier: TokenVerifier) -> Callable[[web.Request, Handler], Awaitable]:
+    @web.middleware
+    async def officers_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == LOGIN_PATH:
+            return await handler(request)
+        try:
+            token = _bearer(request)
+        except errors.Unauthenticated as error:
+            return _refusal(request, 401, "Sign-in required", error.message)
+        admitted = await _officer(verifier, request, token)
+        if isinstance(admitted, web.Response):
+            if token is not None and SESSION_COOKIE in request.cookies:
+                # An expired or revoked session: the browser may forget it.
+                admitted.del_cookie(SESSION_COOKIE, path="/")
+            return admitted
+        return await handler(request)
+
+    return officers_only
+
+
+def _login(verifier: TokenVerifier, *, secure_cookies: bool) -> Handler:
+    async def login(request: web.Request) -> web.StreamResponse:
+        token = request.query.get("token", "").strip()
+        admitted = await _officer(verifier, request, token or None)
+        if isinstance(admitted, web.Response):
+            return admitted
+        # Verified above; only its expiry is read here.
+        expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+        remaining = int(expires - time.time())
+        if remaining <= 0:
+            return _refusal(request, 401, "Sign-in required", "token expired")
+        response = web.Response(
+            status=web.HTTPSeeOther.status_code,
+            headers={
+                hdrs.LOCATION: "/",
+                hdrs.CACHE_CONTROL: "no-store",
+                # The token is in this page's address: never send it on to another site.
+                "Referrer-Policy": "no-referrer",
+            },
+        )
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            max_age=remaining,
+            path="/",
+            httponly=True,
+            samesite="Strict",
+            secure=secure_cookies,
+        )
+        log.info("officer signed in to the dashboard", extra={"officer": admitted.audit_name})
+        return response
+
+    return login
+
+
+# The app ------------------------------------------------------------------------------
+
+
+def build_web_app(
+    live: LiveStats, verifier: TokenVerifier, *, secure_cookies: bool = False
+) -> web.Application:
+    """``secure_cookies``: the session cookie is only sent over TLS (set when served
+    over TLS; a plain-HTTP dashboard on loopback could not keep it otherwise)."""
     page = resources.files("bureau").joinpath("dashboard.html").read_bytes()
 
     async def dashboard(_: web.Request) -> web.Response:
@@ -56,7 +212,8 @@ def build_web_app(live: LiveStats) -> web.Application:
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
 
-    app = web.Application()
+    app = web.Application(middlewares=[_officers_only(verifier)])
+    app.router.add_get(LOGIN_PATH, _login(verifier, secure_cookies=secure_cookies))
     app.router.add_get("/", dashboard)
     app.router.add_get("/api/stats", stats)
     app.router.add_get("/api/dashboard", figures)
@@ -65,18 +222,34 @@ def build_web_app(live: LiveStats) -> web.Application:
 
 
 class WebServer:
-    def __init__(self, live: LiveStats, host: str, port: int) -> None:
-        self._runner = web.AppRunner(build_web_app(live), access_log=None)
+    """The dashboard's server: HTTPS with ``ssl_context`` (see tls.web_ssl_context),
+    plain HTTP without. No access log: a login link's address carries a token."""
+
+    def __init__(
+        self,
+        live: LiveStats,
+        host: str,
+        port: int,
+        verifier: TokenVerifier,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        app = build_web_app(live, verifier, secure_cookies=ssl_context is not None)
+        self._runner = web.AppRunner(app, access_log=None)
         self._host = host
         self._port = port
+        self._ssl_context = ssl_context
         self.port: int | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self._ssl_context is None else "https"
 
     async def start(self) -> int:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        site = web.TCPSite(self._runner, self._host, self._port, ssl_context=self._ssl_context)
         await site.start()
         self.port = self._runner.addresses[0][1]
-        log.info("dashboard listening", extra={"url": f"http://{self._host}:{self.port}/"})
+        log.info("dashboard listening", extra={"url": f"{self.scheme}://{self._host}:{self.port}/"})
         return self.port
 
     async def stop(self) -> None:

@@ -23,16 +23,18 @@ from chuhai.booth.v1 import booth_service_pb2 as booth_pb
 from chuhai.bureau.v1 import bureau_service_pb2 as bureau_pb
 from chuhai.expo.v1 import expo_service_pb2 as expo_pb
 from cli import fair_file, values
-from cli.connection import Platform
+from cli.connection import AUTHORIZATION, Platform, bearer
+from cli.credentials import Token
 from cli.exporter import STANDARD_BOOTH, list_applications
-from cli.failures import CommandFailed, ExitCode
+from cli.failures import LOGIN_HINT, CommandFailed, ExitCode
 from cli.invocation import JsonOutput, Limit, RequestId, endpoints, fail, request_id_of, run
 from cli.output import Column, details, enum_label, listing, moment, say, show, stdout, write_json
 
 app = typer.Typer(
     help="The commerce bureau: fairs, booth allocation and review, cloud expo editions, "
     "live figures and reports.",
-    epilog="Examples:\n\n"
+    epilog="Officers only, with their token (`fair template` needs none, `fair show` any).\n\n"
+    "Examples:\n\n"
     "  chuhai bureau fair template --fair-id canton-139 > canton-139.yaml\n\n"
     "  chuhai bureau fair create canton-139.yaml && chuhai bureau fair open canton-139\n\n"
     "  chuhai bureau allocate canton-139 --booth-type standard\n\n"
@@ -377,7 +379,7 @@ def report(
         f"?{query}" if query else ""
     )
     try:
-        body, name = _download(url, where.deadline_seconds)
+        body, name = _download(url, where.deadline_seconds, where.token)
     except CommandFailed as failure:
         raise fail(ctx, failure) from None
     if output == "-":
@@ -392,10 +394,13 @@ def report(
         say(f"Report saved to [bold]{escape(str(path))}[/bold] ({len(body):,} bytes).")
 
 
-def _download(url: str, deadline_seconds: float) -> tuple[bytes, str]:
-    """The report's bytes and the file name the dashboard gives it."""
+def _download(url: str, deadline_seconds: float, token: Token | None) -> tuple[bytes, str]:
+    """The report's bytes and the file name the dashboard gives it (to an officer)."""
+    request = urllib.request.Request(url)
+    if token is not None:
+        request.add_header(AUTHORIZATION, bearer(token))
     try:
-        with urllib.request.urlopen(url, timeout=deadline_seconds) as reply:
+        with urllib.request.urlopen(request, timeout=deadline_seconds) as reply:
             body = reply.read()
             disposition = email.message.Message()
             disposition["content-disposition"] = reply.headers.get("Content-Disposition", "")
@@ -408,6 +413,12 @@ def _download(url: str, deadline_seconds: float) -> tuple[bytes, str]:
             raise CommandFailed(
                 ExitCode.INVALID_ARGUMENT, "The dashboard refused the period.", violations
             ) from None
+        if error.code == 401:
+            raise CommandFailed(
+                ExitCode.UNAUTHENTICATED, f"Not signed in: {text} {LOGIN_HINT}"
+            ) from None
+        if error.code == 403:
+            raise CommandFailed(ExitCode.REFUSED, f"Not permitted: {text}") from None
         raise CommandFailed(
             ExitCode.FAILED, f"The dashboard failed ({error.code}): {text}"
         ) from None

@@ -1,5 +1,6 @@
 """`chuhai buyer`: an overseas buyer registers, browses an edition's exhibitors and
-products, sends inquiries and RFQs and reads the answers."""
+products, sends inquiries and RFQs and reads the answers. The buyer acting is the one
+the caller's token is bound to."""
 
 from __future__ import annotations
 
@@ -11,30 +12,21 @@ from chuhai.expo.v1 import expo_service_pb2 as expo_pb
 from chuhai.expo.v1 import resources_pb2 as expo_res
 from cli import values
 from cli.invocation import JsonOutput, Limit, RequestId, request_id_of, run, show_all_pages
-from cli.output import Column, day_of, details, enum_label, listing, money, show
+from cli.output import Column, day_of, details, enum_label, listing, money, say, show
 
 app = typer.Typer(
     help="Overseas buyers: register, browse exhibitors and products, send inquiries and "
     "RFQs, read the answers.",
-    epilog="Examples:\n\n"
+    epilog="Every command acts for the buyer your token is bound to (chuhai whoami).\n\n"
+    "Examples:\n\n"
     "  chuhai buyer register --company 'Hamburg Hair GmbH' --country DE --email buy@example.com\n\n"
-    "  export CHUHAI_BUYER_ID=<the buyer id printed>\n\n"
+    "  chuhai login --token <your token, now bound to the buyer id printed>\n\n"
     "  chuhai buyer rfq cloud-expo-2026 --hs-code 670420 --quantity 500 --unit piece "
     "--incoterm cif --destination-country DE\n\n"
     "  chuhai buyer answers <intent id>",
     no_args_is_help=True,
 )
 
-BuyerId = Annotated[
-    str,
-    typer.Option(
-        "--buyer-id",
-        "-b",
-        envvar="CHUHAI_BUYER_ID",
-        help="Your buyer id (from `buyer register`).",
-        show_default=False,
-    ),
-]
 EditionId = Annotated[
     str, typer.Argument(metavar="EDITION_ID", help="The expo edition.", show_default=False)
 ]
@@ -57,7 +49,10 @@ def register(
     request_id: RequestId = "",
     json_output: JsonOutput = False,
 ) -> None:
-    """Register as a buyer; prints your buyer id."""
+    """Register as a buyer; prints your buyer id.
+
+    Needs a buyer's token not yet bound to a buyer id; your identity provider binds the
+    next one to the id printed, and with it you send inquiries and RFQs."""
     request_id = request_id_of(request_id)
     request = expo_pb.RegisterBuyerRequest(
         request_id=request_id,
@@ -68,6 +63,11 @@ def register(
     )
     reply = run(ctx, lambda p: p.call(p.expo.RegisterBuyer, request), request_id=request_id)
     show(reply, json_output, details(reply.buyer, "Buyer registered"))
+    if not json_output:
+        say(
+            "[dim]Inquiries and RFQs need a token bound to this buyer id: "
+            "chuhai login --token <JWT>.[/dim]"
+        )
 
 
 EXHIBITOR_COLUMNS = (
@@ -175,7 +175,6 @@ FOB = values.Incoterm("fob")
 def _intent(
     request_id: str,
     edition_id: str,
-    buyer_id: str,
     kind: int,
     hs_code: str,
     quantity: int,
@@ -189,7 +188,6 @@ def _intent(
     request = expo_pb.SubmitIntentRequest(
         request_id=request_id_of(request_id),
         edition_id=edition_id,
-        buyer_id=buyer_id,
         kind=kind,
         hs_code=hs_code,
         quantity=quantity,
@@ -208,7 +206,6 @@ def _intent(
 def inquire(
     ctx: typer.Context,
     edition_id: EditionId,
-    buyer_id: BuyerId,
     exhibitor_credit_code: Annotated[
         str, typer.Option("--exhibitor", help="The exhibitor asked.", show_default=False)
     ],
@@ -228,7 +225,6 @@ def inquire(
     request = _intent(
         request_id,
         edition_id,
-        buyer_id,
         expo_res.INTENT_KIND_INQUIRY,
         hs_code,
         quantity,
@@ -248,7 +244,6 @@ def inquire(
 def rfq(
     ctx: typer.Context,
     edition_id: EditionId,
-    buyer_id: BuyerId,
     hs_code: HsCode,
     quantity: Quantity,
     destination_country: Destination,
@@ -267,7 +262,6 @@ def rfq(
     request = _intent(
         request_id,
         edition_id,
-        buyer_id,
         expo_res.INTENT_KIND_RFQ,
         hs_code,
         quantity,

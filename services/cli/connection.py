@@ -1,6 +1,6 @@
 """How a command reaches the platform: the addresses (the environment variables the
-services read, overridden by the top-level options), and the one place that opens
-channels and sets every call's deadline and metadata."""
+services read, overridden by the top-level options), the caller's token, and the one
+place that opens channels and sets every call's deadline and metadata."""
 
 from __future__ import annotations
 
@@ -15,13 +15,16 @@ from chuhai.booth.v1 import booth_service_pb2_grpc as booth_grpc
 from chuhai.bureau.v1 import bureau_service_pb2_grpc as bureau_grpc
 from chuhai.expo.v1 import expo_service_pb2_grpc as expo_grpc
 from chuhai.warehouse.v1 import warehouse_service_pb2_grpc as warehouse_grpc
+from cli.credentials import Token, find_token
 from runtime.adapters.grpc_client import service_channel
 from runtime.adapters.settings import Settings
+from runtime.adapters.tls import channel_credentials
 
 Reply = TypeVar("Reply", bound=Message)
 
 SERVICES = ("booth", "expo", "warehouse", "bureau")
 DEFAULT_DEADLINE_SECONDS = 30.0
+AUTHORIZATION = "authorization"
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class Overrides:
     bureau_web_url: str = ""
     kafka_bootstrap_servers: str = ""
     deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
+    token: str = ""
 
 
 @dataclass(frozen=True)
@@ -40,11 +44,16 @@ class Endpoints:
     bureau_web_url: str
     kafka_bootstrap_servers: str
     deadline_seconds: float
+    # None: no token anywhere; calls go without one and the service says so.
+    token: Token | None = None
+    # TLS as the services' own clients use it (TLS_CA_FILE and friends); None: plaintext.
+    credentials: grpc.ChannelCredentials | None = None
+    server_name_override: str = ""
 
     @classmethod
     def resolve(cls, overrides: Overrides) -> Endpoints:
-        """Read the environment only when a command needs an address, so that `--help`
-        works whatever the environment holds."""
+        """Read the environment (and the saved token) only when a command needs them,
+        so that `--help` works whatever the environment holds."""
         settings = Settings()
         web_host = settings.bureau_web_host
         # A dashboard bound to every interface is reached on this machine's loopback.
@@ -62,6 +71,9 @@ class Endpoints:
                 overrides.kafka_bootstrap_servers or settings.kafka_bootstrap_servers
             ),
             deadline_seconds=overrides.deadline_seconds,
+            token=find_token(overrides.token),
+            credentials=channel_credentials(settings),
+            server_name_override=settings.tls_server_name_override,
         )
 
 
@@ -75,10 +87,16 @@ class ServiceCallFailed(Exception):
         self.target = target
 
 
-def call_metadata() -> tuple[tuple[str, str], ...]:
-    """Metadata sent with every call. The caller's credentials belong here once the
-    platform has identity; nothing else in the command line needs to change for it."""
-    return ()
+def call_metadata(token: Token | None) -> tuple[tuple[str, str], ...]:
+    """Metadata sent with every call: the caller's bearer token, when there is one."""
+    if token is None:
+        return ()
+    return ((AUTHORIZATION, bearer(token)),)
+
+
+def bearer(token: Token) -> str:
+    """The value of an ``authorization`` header or metadata entry."""
+    return f"Bearer {token.value}"
 
 
 def _service_of(request: Message) -> str:
@@ -95,7 +113,11 @@ class Platform:
 
     def _channel(self, service: str) -> grpc.aio.Channel:
         if service not in self._channels:
-            self._channels[service] = service_channel(self.endpoints.targets[service])
+            self._channels[service] = service_channel(
+                self.endpoints.targets[service],
+                credentials=self.endpoints.credentials,
+                server_name_override=self.endpoints.server_name_override,
+            )
         return self._channels[service]
 
     @property
@@ -118,7 +140,9 @@ class Platform:
         """One unary call with the deadline and metadata every call carries."""
         try:
             return await method(
-                request, timeout=self.endpoints.deadline_seconds, metadata=call_metadata()
+                request,
+                timeout=self.endpoints.deadline_seconds,
+                metadata=call_metadata(self.endpoints.token),
             )
         except grpc.aio.AioRpcError as error:
             raise self._failed(error, request) from error
@@ -132,7 +156,7 @@ class Platform:
     ) -> AsyncIterator[Any]:
         """The replies of a server stream for ``for_seconds`` (None: until cancelled); the
         end of that time ends the stream quietly, since the caller asked for it."""
-        call = method(request, timeout=for_seconds, metadata=call_metadata())
+        call = method(request, timeout=for_seconds, metadata=call_metadata(self.endpoints.token))
         try:
             async for reply in call:
                 yield reply

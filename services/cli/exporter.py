@@ -1,5 +1,6 @@
 """`chuhai exporter`: a firm registers, applies for booths, shows its products at the
-cloud expo, answers buyers and books space in overseas warehouses."""
+cloud expo, answers buyers and books space in overseas warehouses. The firm acting is
+the one the caller's token is bound to: the commands never ask which."""
 
 from __future__ import annotations
 
@@ -13,14 +14,23 @@ from chuhai.expo.v1 import resources_pb2 as expo_res
 from chuhai.warehouse.v1 import resources_pb2 as warehouse_res
 from chuhai.warehouse.v1 import warehouse_service_pb2 as warehouse_pb
 from cli import values
-from cli.invocation import JsonOutput, Limit, RequestId, request_id_of, run, show_all_pages
+from cli.invocation import (
+    JsonOutput,
+    Limit,
+    RequestId,
+    request_id_of,
+    run,
+    show_all_pages,
+    token_party,
+)
 from cli.output import Column, day_of, details, enum_label, show, space
 
 app = typer.Typer(
     help="Exporters: register, apply for booths, exhibit at the cloud expo, answer buyers, "
     "book warehouse space.",
-    epilog="Examples:\n\n"
-    "  export CHUHAI_CREDIT_CODE=91411000MA9EXAMPLE\n\n"
+    epilog="Every command acts for the firm your token is bound to (chuhai whoami).\n\n"
+    "Examples:\n\n"
+    "  chuhai login --token <your exporter JWT>\n\n"
     "  chuhai exporter register --name 'Xuchang Hair Co.' --product '670420:human hair wigs'\n\n"
     "  chuhai exporter apply canton-139 --booth-type standard --hs-code 670420\n\n"
     "  chuhai exporter intents cloud-expo-2026 --state matched",
@@ -32,9 +42,8 @@ CreditCode = Annotated[
     typer.Option(
         "--credit-code",
         "-c",
-        envvar="CHUHAI_CREDIT_CODE",
-        help="Your firm's 18-character unified social credit code.",
-        show_default=False,
+        help="The firm's 18-character unified social credit code.",
+        show_default="the firm your token is bound to",
     ),
 ]
 
@@ -48,8 +57,8 @@ WAREHOUSE_PAGE = 100
 @app.command()
 def register(
     ctx: typer.Context,
-    credit_code: CreditCode,
     name: Annotated[str, typer.Option(help="The firm's registered name.")],
+    credit_code: CreditCode = "",
     district: Annotated[str, typer.Option(help="County or district of the city.")] = "",
     industry: Annotated[str, typer.Option(help="e.g. 'hair products'.")] = "",
     main_products: Annotated[
@@ -77,11 +86,13 @@ def register(
     request_id: RequestId = "",
     json_output: JsonOutput = False,
 ) -> None:
-    """Register your firm with the bureau (its profile decides booth priority)."""
+    """Register your firm with the bureau (its profile decides booth priority).
+
+    A token registers only the firm it is bound to."""
     request_id = request_id_of(request_id)
     request = booth_pb.RegisterExporterRequest(
         request_id=request_id,
-        credit_code=credit_code,
+        credit_code=credit_code or _own_firm(ctx),
         profile=booth_pb.ExporterProfile(
             name=name,
             district=district,
@@ -98,12 +109,21 @@ def register(
     show(reply, json_output, details(reply.exporter, "Exporter registered"))
 
 
+def _own_firm(ctx: typer.Context) -> str:
+    own = token_party(ctx)
+    if not own:
+        raise typer.BadParameter(
+            "give it, or log in with an exporter's token", param_hint="--credit-code"
+        )
+    return own
+
+
 @app.command("show")
 def show_exporter(
-    ctx: typer.Context, credit_code: CreditCode, json_output: JsonOutput = False
+    ctx: typer.Context, credit_code: CreditCode = "", json_output: JsonOutput = False
 ) -> None:
-    """Show your firm's profile as the bureau holds it."""
-    request = booth_pb.GetExporterRequest(credit_code=credit_code)
+    """Show your firm's profile as the bureau holds it (an officer: any firm's)."""
+    request = booth_pb.GetExporterRequest(credit_code=credit_code or _own_firm(ctx))
     reply = run(ctx, lambda p: p.call(p.booth.GetExporter, request))
     show(reply, json_output, details(reply.exporter, "Exporter"))
 
@@ -115,7 +135,6 @@ def apply(
         str,
         typer.Argument(metavar="FAIR_ID", help="The fair, e.g. canton-139.", show_default=False),
     ],
-    credit_code: CreditCode,
     main_product_hs_code: Annotated[
         str,
         typer.Option(
@@ -133,7 +152,6 @@ def apply(
     request = booth_pb.SubmitApplicationRequest(
         request_id=request_id,
         fair_id=fair_id,
-        credit_code=credit_code,
         booth_type=values.BOOTH_TYPES.number(booth_type),
         main_product_hs_code=main_product_hs_code,
     )
@@ -175,7 +193,6 @@ def list_applications(
 @app.command()
 def applications(
     ctx: typer.Context,
-    credit_code: CreditCode,
     fair_id: Annotated[str, typer.Option("--fair", help="Only this fair's.")] = "",
     state: Annotated[
         values.ApplicationState | None,
@@ -185,8 +202,9 @@ def applications(
     json_output: JsonOutput = False,
 ) -> None:
     """List your booth applications, in priority order."""
+    # The service lists an exporter's own applications only.
     query = booth_pb.ListApplicationsRequest(
-        credit_code=credit_code, fair_id=fair_id, state=values.APPLICATION_STATES.number(state)
+        fair_id=fair_id, state=values.APPLICATION_STATES.number(state)
     )
     list_applications(ctx, query, limit, json_output)
 
@@ -219,15 +237,12 @@ def join(
     edition_id: Annotated[
         str, typer.Argument(metavar="EDITION_ID", help="The expo edition.", show_default=False)
     ],
-    credit_code: CreditCode,
     request_id: RequestId = "",
     json_output: JsonOutput = False,
 ) -> None:
     """Join a cloud expo edition as exhibitor (with your booth, or online only)."""
     request_id = request_id_of(request_id)
-    request = expo_pb.JoinEditionRequest(
-        request_id=request_id, edition_id=edition_id, credit_code=credit_code
-    )
+    request = expo_pb.JoinEditionRequest(request_id=request_id, edition_id=edition_id)
     reply = run(ctx, lambda p: p.call(p.expo.JoinEdition, request), request_id=request_id)
     show(reply, json_output, details(reply.exhibitor, "Exhibitor"))
 
@@ -238,7 +253,6 @@ def publish(
     edition_id: Annotated[
         str, typer.Argument(metavar="EDITION_ID", help="The expo edition.", show_default=False)
     ],
-    credit_code: CreditCode,
     name: Annotated[str, typer.Option(help="The product's name.")],
     hs_code: Annotated[str, typer.Option(help="HS code, 6 to 10 digits.")],
     moq: Annotated[int, typer.Option(min=0, help="Minimum order quantity.")] = 0,
@@ -257,7 +271,6 @@ def publish(
     request = expo_pb.PublishProductRequest(
         request_id=request_id,
         edition_id=edition_id,
-        credit_code=credit_code,
         name=name,
         hs_code=hs_code,
         description=description,
@@ -291,7 +304,6 @@ def intents(
     edition_id: Annotated[
         str, typer.Argument(metavar="EDITION_ID", help="The expo edition.", show_default=False)
     ],
-    credit_code: CreditCode,
     state: Annotated[
         values.IntentState | None, typer.Option(case_sensitive=False, help="Only in this state.")
     ] = None,
@@ -299,10 +311,9 @@ def intents(
     json_output: JsonOutput = False,
 ) -> None:
     """List the inquiries and RFQs that reached you."""
+    # The service lists the intents that reached the caller's own firm.
     query = expo_pb.ListIntentsRequest(
-        edition_id=edition_id,
-        recipient_credit_code=credit_code,
-        state=values.INTENT_STATES.number(state),
+        edition_id=edition_id, state=values.INTENT_STATES.number(state)
     )
     show_all_pages(
         ctx,
@@ -324,7 +335,6 @@ def answer(
     intent_id: Annotated[
         str, typer.Argument(metavar="INTENT_ID", help="The intent.", show_default=False)
     ],
-    credit_code: CreditCode,
     decline: Annotated[bool, typer.Option("--decline", help="Decline instead of quoting.")] = False,
     reason: Annotated[str, typer.Option(help="Why you decline.")] = "",
     unit_price: Annotated[str, typer.Option(help="Quoted price per unit, e.g. 'USD 12.50'.")] = "",
@@ -342,9 +352,7 @@ def answer(
 ) -> None:
     """Quote for an intent (price, MOQ, lead time, Incoterm) or decline it."""
     request_id = request_id_of(request_id)
-    request = expo_pb.RespondToIntentRequest(
-        request_id=request_id, intent_id=intent_id, credit_code=credit_code
-    )
+    request = expo_pb.RespondToIntentRequest(request_id=request_id, intent_id=intent_id)
     if decline:
         request.kind = expo_res.RESPONSE_KIND_DECLINED
         request.reason = reason
@@ -439,7 +447,6 @@ def book(
             metavar="WAREHOUSE_CODE", help="The warehouse, e.g. DE-HAM-01.", show_default=False
         ),
     ],
-    credit_code: CreditCode,
     end_date: Annotated[
         str, typer.Option("--until", help="Day after the last, YYYY-MM-DD.", show_default=False)
     ],
@@ -458,7 +465,6 @@ def book(
     request = warehouse_pb.ReserveCapacityRequest(
         request_id=request_id,
         warehouse_code=warehouse_code,
-        exporter_credit_code=credit_code,
         space=warehouse_res.Space(pallet_positions=pallet_positions, cubic_metres=cubic_metres),
         start_date=values.day(start_date),
         end_date=end_date,

@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     CONFLICT = 5
     UNAVAILABLE = 6
     REFUSED = 7
+    UNAUTHENTICATED = 8
 
 
 EXIT_CODES_HELP = """\
@@ -36,7 +37,10 @@ EXIT_CODES_HELP = """\
   5  conflict: already exists, or not possible in its current state
   6  unavailable: a service, the dashboard or Kafka did not answer in time (a change
      may be retried safely with the same --request-id)
-  7  refused: rate limit reached, or not permitted"""
+  7  refused: rate limit reached, or not permitted to your token's role or firm
+  8  not signed in: no token, or it expired or is not trusted (chuhai login)"""
+
+LOGIN_HINT = "Log in again: chuhai login --token <JWT> (or set CHUHAI_TOKEN)."
 
 _EXIT_CODES: dict[grpc.StatusCode, ExitCode] = {
     grpc.StatusCode.INVALID_ARGUMENT: ExitCode.INVALID_ARGUMENT,
@@ -49,7 +53,7 @@ _EXIT_CODES: dict[grpc.StatusCode, ExitCode] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: ExitCode.UNAVAILABLE,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ExitCode.REFUSED,
     grpc.StatusCode.PERMISSION_DENIED: ExitCode.REFUSED,
-    grpc.StatusCode.UNAUTHENTICATED: ExitCode.REFUSED,
+    grpc.StatusCode.UNAUTHENTICATED: ExitCode.UNAUTHENTICATED,
 }
 
 _HEADLINES: dict[grpc.StatusCode, str] = {
@@ -148,6 +152,10 @@ def describe_call_failure(
         violations = field_violations(failure.error)
         lines = [_HEADLINES[status]]
         lines += describe_violations(violations, options) if violations else [f"  {details}"]
+    elif status == grpc.StatusCode.UNAUTHENTICATED:
+        lines = [f"{_HEADLINES[status]}: {details}", LOGIN_HINT]
+    elif status == grpc.StatusCode.PERMISSION_DENIED:
+        lines = [f"{_HEADLINES[status]}: {details}", "See who you are: chuhai whoami."]
     elif status in _HEADLINES:
         lines = [f"{_HEADLINES[status]}: {details}"]
     else:

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
 from cli.connection import Endpoints, Overrides, Platform, ServiceCallFailed
+from cli.credentials import NotAToken, find_token, read_claims
 from cli.failures import (
     CommandFailed,
     describe_call_failure,
@@ -45,9 +46,26 @@ def request_id_of(given: str) -> str:
     return given or str(uuid.uuid4())
 
 
+def overrides(ctx: typer.Context) -> Overrides:
+    """What the top-level options said."""
+    return ctx.find_object(Overrides) or Overrides()
+
+
 def endpoints(ctx: typer.Context) -> Endpoints:
-    overrides = ctx.find_object(Overrides) or Overrides()
-    return Endpoints.resolve(overrides)
+    return Endpoints.resolve(overrides(ctx))
+
+
+def token_party(ctx: typer.Context) -> str:
+    """The firm, buyer or operator the caller's token acts for ("" when there is no
+    token or it names none), as a default for options that name the caller's own."""
+    found = find_token(overrides(ctx).token)
+    if found is None:
+        return ""
+    try:
+        return read_claims(found.value).party
+    except NotAToken:
+        # The service will say what is wrong with it.
+        return ""
 
 
 def fail(ctx: typer.Context, failure: CommandFailed) -> typer.Exit:

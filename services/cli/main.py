@@ -6,13 +6,17 @@ from typing import Annotated
 
 import typer
 
-from cli import bureau, buyer, events, exporter, operator
+from cli import account, bureau, buyer, events, exporter, operator
 from cli.connection import DEFAULT_DEADLINE_SECONDS, SERVICES, Overrides
 from cli.failures import EXIT_CODES_HELP
 
 HELP = """\
 Chuhai from the command line: exporters, overseas buyers, warehouse operators and the
 commerce bureau each have their command group; `events` reads the event topics.
+
+Every call carries your token from the bureau's identity provider: it says who you
+are (role, and the firm, buyer or warehouse operator you act for), so no command asks
+for that. `chuhai login --token <JWT>` keeps it; `chuhai whoami` shows it.
 
 Every change carries a request id (a new uuid, or --request-id for a scripted retry),
 every call a deadline (--timeout). Lists print as tables, or as the API's JSON with
@@ -21,6 +25,10 @@ every call a deadline (--timeout). Lists print as tables, or as the API's JSON w
 EPILOG = f"""\
 {EXIT_CODES_HELP}
 
+[bold]Who you are[/bold]: the token given by --token, else CHUHAI_TOKEN, else the one
+`chuhai login` saved ($XDG_CONFIG_HOME/chuhai/token, else ~/.config/chuhai/token; mode
+0600). `chuhai logout` removes it.
+
 [bold]Where the platform is[/bold]: the services' own environment variables
 BOOTH_GRPC_TARGET, EXPO_GRPC_TARGET, WAREHOUSE_GRPC_TARGET, BUREAU_GRPC_TARGET (else
 GRPC_HOST and the *_GRPC_PORT), BUREAU_WEB_HOST and BUREAU_WEB_PORT (or BUREAU_WEB_URL)
@@ -28,7 +36,9 @@ and KAFKA_BOOTSTRAP_SERVERS, unless the options above say otherwise.
 
 [bold]Examples[/bold]
 
-  chuhai exporter show --credit-code 91411000MA9XXXXXXX
+  chuhai login --token "$(cat ~/exporter.jwt)" && chuhai whoami
+  chuhai exporter show
+  chuhai --token "$OFFICER_JWT" exporter show --credit-code 91411000MA9XXXXXXX
   chuhai --booth-target booth.example:50051 bureau fair show canton-139 --json
   chuhai bureau watch"""
 
@@ -46,6 +56,9 @@ app.add_typer(buyer.app, name="buyer")
 app.add_typer(operator.app, name="operator")
 app.add_typer(bureau.app, name="bureau")
 app.add_typer(events.app, name="events")
+app.command(rich_help_panel="Who you are")(account.login)
+app.command(rich_help_panel="Who you are")(account.logout)
+app.command(rich_help_panel="Who you are")(account.whoami)
 
 
 def _target(service: str) -> object:
@@ -83,6 +96,16 @@ def connect(
             rich_help_panel="Where the platform is",
         ),
     ] = "",
+    token: Annotated[
+        str,
+        typer.Option(
+            "--token",
+            help="Call with this token (a JWT) \\[env: CHUHAI_TOKEN]; else the one "
+            "`chuhai login` saved.",
+            show_default=False,
+            rich_help_panel="Who you are",
+        ),
+    ] = "",
     timeout: Annotated[
         float,
         typer.Option(
@@ -101,4 +124,5 @@ def connect(
         bureau_web_url=bureau_web_url,
         kafka_bootstrap_servers=kafka,
         deadline_seconds=timeout,
+        token=token,
     )

@@ -1,5 +1,6 @@
 """`chuhai operator`: a warehouse operator registers and updates its public overseas
-warehouses, and sees their bookings and how full they are."""
+warehouses, and sees their bookings and how full they are. The operator acting is the
+one the caller's token is bound to."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from cli.output import Column, details, enum_label, listing, percent, show, spac
 app = typer.Typer(
     help="Warehouse operators: register and update overseas warehouses, see their bookings "
     "and utilisation.",
-    epilog="Examples:\n\n"
+    epilog="Every command acts for the operator your token is bound to (chuhai whoami): "
+    "it registers warehouses as theirs, and changes and sees only its own.\n\n"
+    "Examples:\n\n"
     "  chuhai operator register DE-HAM-01 --name 'Hamburg public warehouse' "
     "--operator-name 'Henan Logistics' --country DE --city Hamburg --location 53.55,9.99 "
     "--pallets 2000 --service storage --service customs-clearance\n\n"
@@ -196,7 +199,7 @@ def register(
     request_id: RequestId = "",
     json_output: JsonOutput = False,
 ) -> None:
-    """Register a public overseas warehouse under its code."""
+    """Register a public overseas warehouse under its code, operated by you."""
     request_id = request_id_of(request_id)
     request = warehouse_pb.RegisterWarehouseRequest(request_id=request_id, code=code)
     _apply_profile(
@@ -248,7 +251,7 @@ def update(
     request_id: RequestId = "",
     json_output: JsonOutput = False,
 ) -> None:
-    """Change what you give of a warehouse's profile; the rest stays as it is."""
+    """Change what you give of your warehouse's profile; the rest stays as it is."""
     changes = {
         "name": name,
         "operator_kind": operator_kind,
@@ -305,7 +308,7 @@ def bookings(
     limit: Limit = 50,
     json_output: JsonOutput = False,
 ) -> None:
-    """List the reservations of a warehouse, oldest first."""
+    """List the reservations of a warehouse you operate, oldest first."""
     request = warehouse_pb.ListReservationsRequest(
         warehouse_code=warehouse_code, status=values.RESERVATION_STATUSES.number(status)
     )
@@ -345,7 +348,7 @@ def utilisation(
     ] = "",
     json_output: JsonOutput = False,
 ) -> None:
-    """Reserved and free space of a warehouse, day by day."""
+    """Reserved and free space of a warehouse you operate, day by day."""
     first = values.day(start_date)
     request = warehouse_pb.GetUtilisationRequest(
         warehouse_code=warehouse_code,

@@ -1,8 +1,10 @@
 """Plays the Xuchang case through the platform's public gRPC APIs: 127 exporters apply
 for a quota of 43 booths, a cloud expo opens, 68,000 buyers from 143 countries and
 regions visit and send 7,442 purchase intents, overseas warehouses are registered and
-booked. Every call carries a deterministic request id, so playing it again changes
-nothing and the figures stay the case's."""
+booked. Each of them calls with a token of its own (demo.principals), as the bureau's
+identity provider would issue it. Every call carries a deterministic request id and the
+same content on every play (its dates count from the first play), so playing it again,
+on any day, changes nothing and the figures stay the case's."""
 
 from __future__ import annotations
 
@@ -29,7 +31,10 @@ from chuhai.expo.v1 import resources_pb2 as expo_res
 from chuhai.warehouse.v1 import resources_pb2 as wh_res
 from chuhai.warehouse.v1 import warehouse_service_pb2 as wh_pb
 from chuhai.warehouse.v1 import warehouse_service_pb2_grpc as wh_grpc
+from demo.principals import OPERATOR_ID, Credentials
+from runtime.adapters.grpc_client import service_channel
 from runtime.adapters.timestamps import timestamp
+from runtime.adapters.tokens import TokenIssuer
 from runtime.kernel.credit_code import ALPHABET, check_character
 
 T = TypeVar("T")
@@ -45,6 +50,8 @@ EDITION_ID = "xuchang-cloud-expo-2022"
 # Xuchang's administrative division code, in every generated credit code.
 XUCHANG_DIVISION = "411000"
 DISTRICTS = ("魏都区", "建安区", "禹州市", "长葛市", "鄢陵县", "襄城县")
+# Days from the first play to the fair's application deadline.
+APPLICATION_DAYS = 15
 
 
 @dataclass(frozen=True)
@@ -110,17 +117,46 @@ def credit_code(rng: random.Random) -> str:
 
 
 class Demo:
-    def __init__(self, channels: dict[str, grpc.aio.Channel], scale: Scale, pace: float) -> None:
+    def __init__(
+        self,
+        channels: dict[str, grpc.aio.Channel],
+        scale: Scale,
+        pace: float,
+        credentials: Credentials,
+    ) -> None:
+        # One channel per service; who calls is each call's metadata.
         self.booth = booth_grpc.BoothServiceStub(channels["booth"])
         self.expo = expo_grpc.ExpoServiceStub(channels["expo"])
         self.warehouse = wh_grpc.WarehouseServiceStub(channels["warehouse"])
         self.bureau = bureau_grpc.BureauServiceStub(channels["bureau"])
         self.scale = scale
         self.pace = pace
+        self.credentials = credentials
+        # When the case was first played (see first_played); set by play().
+        self.started = datetime.now(UTC).replace(microsecond=0)
         self.rng = random.Random(2022)
         self.exporters: list[tuple[str, Industry]] = []
         self.products: dict[str, list[str]] = {}  # credit code -> product HS codes
         self.buyers: list[tuple[str, str]] = []  # (buyer id, country)
+
+    async def first_played(self) -> datetime:
+        """When the case was first played on this platform: now, unless the fair exists.
+        Every date the requests carry counts from it, since a request id reused with
+        other content is refused (REQUEST_ID_REUSED): a replay, even days later, must
+        send exactly the requests of the first play."""
+        try:
+            reply = await self.booth.GetFair(
+                booth_pb.GetFairRequest(fair_id=FAIR_ID),
+                timeout=CALL_TIMEOUT,
+                metadata=self.credentials.officer(),
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            # Whole seconds: the fair's deadline gives them back exactly.
+            return datetime.now(UTC).replace(microsecond=0)
+        deadline = reply.fair.booth_quotas[0].application_deadline.ToDatetime(UTC)
+        return deadline - timedelta(days=APPLICATION_DAYS)
 
     async def _pause(self, seconds: float) -> None:
         if self.pace:
@@ -150,7 +186,7 @@ class Demo:
             bar.close()
 
     async def warehouses(self) -> None:
-        today = datetime.now(UTC).date()
+        today = self.started.date()
         sites = WAREHOUSE_SITES[: self.scale.warehouses]
 
         async def register(site: tuple) -> None:
@@ -184,6 +220,7 @@ class Demo:
                     ),
                 ),
                 timeout=CALL_TIMEOUT,
+                metadata=self.credentials.operator(OPERATOR_ID),
             )
 
         await self._each("overseas warehouses", sites, register)
@@ -191,18 +228,19 @@ class Demo:
 
         async def book(index: int) -> None:
             exporter, _ = self.exporters[index % len(self.exporters)]
-            # Some bookings start today, so the dashboard shows utilisation at once.
+            # Some bookings start on the first play's day, so the dashboard shows
+            # utilisation at once.
             start = today + timedelta(days=index % 3 * 7)
             await self.warehouse.ReserveCapacity(
                 wh_pb.ReserveCapacityRequest(
                     request_id=f"demo-booking-{index}",
                     warehouse_code=codes[index % len(codes)],
-                    exporter_credit_code=exporter,
                     space=wh_res.Space(pallet_positions=50 + 25 * (index % 8), cubic_metres=0),
                     start_date=start.isoformat(),
                     end_date=(start + timedelta(days=60)).isoformat(),
                 ),
                 timeout=CALL_TIMEOUT,
+                metadata=self.credentials.exporter(exporter),
             )
 
         await self._each("warehouse bookings", list(range(3 * len(codes))), book)
@@ -241,10 +279,11 @@ class Demo:
                     ),
                 ),
                 timeout=CALL_TIMEOUT,
+                metadata=self.credentials.exporter(code),
             )
 
         await self._each("exporters registered", list(enumerate(self.exporters)), register)
-        now = datetime.now(UTC)
+        now = self.started
         opens = (now + timedelta(days=45)).date()
         await self.booth.CreateFair(
             booth_pb.CreateFairRequest(
@@ -274,17 +313,19 @@ class Demo:
                     booth_res.BoothQuota(
                         booth_type=booth_res.BOOTH_TYPE_STANDARD,
                         quota=self.scale.booth_quota,
-                        application_deadline=timestamp(now + timedelta(days=15)),
+                        application_deadline=timestamp(now + timedelta(days=APPLICATION_DAYS)),
                         allocation_deadline=timestamp(now + timedelta(days=30)),
                         fee_fen=2_500_000,
                     )
                 ],
             ),
             timeout=CALL_TIMEOUT,
+            metadata=self.credentials.officer(),
         )
         await self.booth.OpenFair(
             booth_pb.OpenFairRequest(request_id=f"demo-open-{FAIR_ID}", fair_id=FAIR_ID),
             timeout=CALL_TIMEOUT,
+            metadata=self.credentials.officer(),
         )
 
         async def apply(item: tuple[str, Industry]) -> None:
@@ -293,11 +334,11 @@ class Demo:
                 booth_pb.SubmitApplicationRequest(
                     request_id=f"demo-apply-{code}",
                     fair_id=FAIR_ID,
-                    credit_code=code,
                     booth_type=booth_res.BOOTH_TYPE_STANDARD,
                     main_product_hs_code=self.products[code][0],
                 ),
                 timeout=CALL_TIMEOUT,
+                metadata=self.credentials.exporter(code),
             )
 
         await self._each("booth applications", self.exporters, apply)
@@ -309,6 +350,7 @@ class Demo:
                 booth_type=booth_res.BOOTH_TYPE_STANDARD,
             ),
             timeout=CALL_TIMEOUT,
+            metadata=self.credentials.officer(),
         )
         tqdm.write(
             f"booths allocated: {result.allocated_total} of {result.quota}; "
@@ -328,19 +370,21 @@ class Demo:
                 allow_online_only=True,
             ),
             timeout=CALL_TIMEOUT,
+            metadata=self.credentials.officer(),
         )
         await self.expo.OpenEdition(
             expo_pb.OpenEditionRequest(request_id=f"demo-open-{EDITION_ID}", edition_id=EDITION_ID),
             timeout=CALL_TIMEOUT,
+            metadata=self.credentials.officer(),
         )
 
         async def join(item: tuple[str, Industry]) -> None:
             code, industry = item
+            exporter = self.credentials.exporter(code)
             await self.expo.JoinEdition(
-                expo_pb.JoinEditionRequest(
-                    request_id=f"demo-join-{code}", edition_id=EDITION_ID, credit_code=code
-                ),
+                expo_pb.JoinEditionRequest(request_id=f"demo-join-{code}", edition_id=EDITION_ID),
                 timeout=CALL_TIMEOUT,
+                metadata=exporter,
             )
             names = dict((hs, name) for name, hs in industry.products)
             for hs_code in self.products[code]:
@@ -348,7 +392,6 @@ class Demo:
                     expo_pb.PublishProductRequest(
                         request_id=f"demo-product-{code}-{hs_code}",
                         edition_id=EDITION_ID,
-                        credit_code=code,
                         name=names[hs_code],
                         hs_code=hs_code,
                         moq=100,
@@ -357,6 +400,7 @@ class Demo:
                         price_max=expo_res.Money(currency="USD", units=500),
                     ),
                     timeout=CALL_TIMEOUT,
+                    metadata=exporter,
                 )
 
         await self._each("exhibitors and showrooms", self.exporters, join)
@@ -374,6 +418,8 @@ class Demo:
         )
         batches = [picks[i : i + BATCH] for i in range(0, len(picks), BATCH)]
 
+        # The bureau imports the delegations in bulk; each buyer gets a token bound to
+        # its id when it first acts.
         async def register(item: tuple[int, list[str]]) -> list[tuple[str, str]]:
             number, batch = item
             reply = await self.expo.RegisterBuyers(
@@ -393,6 +439,7 @@ class Demo:
                     ],
                 ),
                 timeout=CALL_TIMEOUT,
+                metadata=self.credentials.officer(),
             )
             return [(b.buyer_id, b.country) for b in reply.buyers]
 
@@ -419,6 +466,7 @@ class Demo:
                     ],
                 ),
                 timeout=CALL_TIMEOUT,
+                metadata=self.credentials.expo_web(),
             )
 
         await self._each(
@@ -427,7 +475,7 @@ class Demo:
 
     async def intents(self) -> None:
         senders = self.rng.sample(self.buyers, self.scale.intents)
-        deadline = timestamp(datetime.now(UTC) + timedelta(days=30))
+        deadline = timestamp(self.started + timedelta(days=30))
         answers: list[tuple[str, str, bool]] = []
 
         async def submit(item: tuple[int, tuple[str, str]]) -> None:
@@ -439,7 +487,6 @@ class Demo:
                 expo_pb.SubmitIntentRequest(
                     request_id=f"demo-intent-{number}",
                     edition_id=EDITION_ID,
-                    buyer_id=buyer_id,
                     kind=expo_res.INTENT_KIND_RFQ if rfq else expo_res.INTENT_KIND_INQUIRY,
                     exhibitor_credit_code="" if rfq else code,
                     hs_code=hs_code,
@@ -452,6 +499,7 @@ class Demo:
                     max_quotes=3,
                 ),
                 timeout=CALL_TIMEOUT,
+                metadata=self.credentials.buyer(buyer_id),
             )
             # Some exhibitors answer, mostly with a quote (a sample: every answer updates
             # an intent, and SecantusDB's updates scan the collection). Drawn per
@@ -462,14 +510,13 @@ class Demo:
                     answers.append((reply.intent.intent_id, recipient, choice.random() < 0.75))
 
         await self._each("purchase intents", list(enumerate(senders)), submit)
-        valid_until = timestamp(datetime.now(UTC) + timedelta(days=60))
+        valid_until = timestamp(self.started + timedelta(days=60))
 
         async def answer(item: tuple[int, tuple[str, str, bool]]) -> None:
             number, (intent_id, recipient, quoted) = item
             request = expo_pb.RespondToIntentRequest(
                 request_id=f"demo-answer-{intent_id}-{recipient}",
                 intent_id=intent_id,
-                credit_code=recipient,
             )
             if quoted:
                 request.kind = expo_res.RESPONSE_KIND_QUOTED
@@ -482,7 +529,9 @@ class Demo:
                 request.kind = expo_res.RESPONSE_KIND_DECLINED
                 request.reason = "fully booked this season"
             try:
-                await self.expo.RespondToIntent(request, timeout=CALL_TIMEOUT)
+                await self.expo.RespondToIntent(
+                    request, timeout=CALL_TIMEOUT, metadata=self.credentials.exporter(recipient)
+                )
             except grpc.aio.AioRpcError as error:
                 # An RFQ closes once it has enough quotes; later answers are refused.
                 if error.code() != grpc.StatusCode.FAILED_PRECONDITION:
@@ -497,7 +546,9 @@ class Demo:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within_seconds
         while True:
-            reply = await self.bureau.GetStats(bureau_pb.GetStatsRequest(), timeout=10)
+            reply = await self.bureau.GetStats(
+                bureau_pb.GetStatsRequest(), timeout=10, metadata=self.credentials.officer()
+            )
             h = reply.headline
             seen = {
                 "firms_served": h.firms_served,
@@ -521,12 +572,25 @@ def expected_figures(scale: Scale) -> dict[str, int]:
     }
 
 
-async def play(targets: Targets, scale: Scale = XUCHANG, *, pace: float = 1.0) -> dict[str, int]:
-    """Play the case; return the bureau's headline figures once they match (or after
-    waiting ten minutes for its stream to catch up)."""
-    channels = {name: grpc.aio.insecure_channel(address) for name, address in vars(targets).items()}
+async def play(
+    targets: Targets,
+    scale: Scale = XUCHANG,
+    *,
+    pace: float = 1.0,
+    tokens: TokenIssuer,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> dict[str, int]:
+    """Play the case with tokens signed by ``tokens`` (an issuer the services trust),
+    over TLS with ``credentials`` when the platform serves it; return the bureau's
+    headline figures once they match (or after waiting ten minutes for its stream to
+    catch up)."""
+    channels = {
+        name: service_channel(address, credentials=credentials)
+        for name, address in vars(targets).items()
+    }
     try:
-        demo = Demo(channels, scale, pace)
+        demo = Demo(channels, scale, pace, Credentials(tokens))
+        demo.started = await demo.first_played()
         await demo.exporters_apply()
         await demo._pause(1.0)
         await demo.warehouses()

@@ -45,7 +45,10 @@ def _translate(error: grpc.aio.AioRpcError, credit_code: str, fair_id: str) -> E
     if code == grpc.StatusCode.NOT_FOUND:
         return NotFound(f"booth service: {error.details()}")
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return FailedPrecondition(f"booth service refused {credit_code}: {error.details()}")
+        return FailedPrecondition(
+            f"booth service refused {credit_code}: {error.details()}",
+            reason="BOOTH_SERVICE_REFUSED",
+        )
     return Unavailable(
         f"the booth service cannot confirm {credit_code}'s booth at {fair_id} right now "
         f"({code.name}); nothing was changed, try again shortly"

@@ -323,7 +323,10 @@ class Edition:
     def open(self) -> tuple[Edition, ExpoOpened]:
         """A draft opens; a closed edition may open again."""
         if self.status not in (EditionStatus.DRAFT, EditionStatus.CLOSED):
-            raise FailedPrecondition(f"expo edition {self.edition_id} cannot be opened now")
+            raise FailedPrecondition(
+                f"expo edition {self.edition_id} cannot be opened now",
+                reason="EDITION_TRANSITION_NOT_ALLOWED",
+            )
         opened = replace(self, status=EditionStatus.OPEN)
         return opened, ExpoOpened(
             edition_id=self.edition_id,
@@ -336,18 +339,25 @@ class Edition:
 
     def close(self) -> tuple[Edition, ExpoClosed]:
         if self.status != EditionStatus.OPEN:
-            raise FailedPrecondition(f"expo edition {self.edition_id} cannot be closed now")
+            raise FailedPrecondition(
+                f"expo edition {self.edition_id} cannot be closed now",
+                reason="EDITION_TRANSITION_NOT_ALLOWED",
+            )
         return replace(self, status=EditionStatus.CLOSED), ExpoClosed(self.edition_id)
 
     def ensure_not_closed(self) -> None:
         """Exhibitors join and list products before and while the edition is open."""
         if self.status == EditionStatus.CLOSED:
-            raise FailedPrecondition(f"expo edition {self.edition_id} is closed")
+            raise FailedPrecondition(
+                f"expo edition {self.edition_id} is closed", reason="EDITION_CLOSED"
+            )
 
     def ensure_open(self) -> None:
         """Buyers visit and send intents only while the edition is open."""
         if self.status != EditionStatus.OPEN:
-            raise FailedPrecondition(f"expo edition {self.edition_id} is not open")
+            raise FailedPrecondition(
+                f"expo edition {self.edition_id} is not open", reason="EDITION_NOT_OPEN"
+            )
 
     def fair_for_joining(self) -> str:
         """The fair whose booth service standing decides how an exporter exhibits (admit);
@@ -368,7 +378,8 @@ class Edition:
         else:
             raise FailedPrecondition(
                 f"{credit_code} holds no allocated booth at fair {self.fair_id}, and "
-                f"expo edition {self.edition_id} admits no online-only exhibitors"
+                f"expo edition {self.edition_id} admits no online-only exhibitors",
+                reason="ONLINE_ONLY_NOT_ADMITTED",
             )
         exhibitor = Exhibitor(
             edition_id=self.edition_id,
@@ -456,20 +467,10 @@ def exhibitor_id(edition_id: str, credit_code: str) -> str:
 
 
 @dataclass(frozen=True)
-class JoinRequest:
-    edition_id: str
-    credit_code: str
-
-    @classmethod
-    def parse(cls, check: Validator, *, edition_id: str, credit_code: str) -> JoinRequest:
-        code = check.credit_code(credit_code)
-        return cls(check.identifier(edition_id, "edition_id"), code)
-
-
-@dataclass(frozen=True)
 class ProductDraft:
+    """A product as its exhibitor (the caller) describes it."""
+
     edition_id: str
-    credit_code: str
     name: str
     hs_code: str
     description: str
@@ -485,7 +486,6 @@ class ProductDraft:
         check: Validator,
         *,
         edition_id: str,
-        credit_code: str,
         name: str,
         hs_code: str,
         description: str,
@@ -495,7 +495,6 @@ class ProductDraft:
         price_max: Money,
         certifications: Iterable[str],
     ) -> ProductDraft:
-        code = check.credit_code(credit_code)
         edition_id = check.identifier(edition_id, "edition_id")
         name = check.text(name, "name")
         hs_code = check.hs_code(hs_code, "hs_code")
@@ -511,7 +510,6 @@ class ProductDraft:
             check.require(low.as_nanos() <= high.as_nanos(), "price_max", "below price_min")
         return cls(
             edition_id=edition_id,
-            credit_code=code,
             name=name,
             hs_code=hs_code,
             description=description,
@@ -597,7 +595,8 @@ class Product:
 
 @dataclass(frozen=True)
 class Contact:
-    """Personal data: shown only to the exhibitors the buyer addressed."""
+    """Personal data: shown only to the buyer itself, officers and the exhibitors the
+    buyer addressed (see handlers.get_buyer)."""
 
     name: str
     email: str
@@ -653,23 +652,20 @@ class Buyer:
     company: str
     country: str
     buyer_type: BuyerType
-    # None when the reader may not see it.
-    contact: Contact | None
+    contact: Contact
     registered_at: datetime
+    # The identity provider's subject of the buyer that registered itself: the account
+    # its tokens are bound to. Empty for a buyer an officer imported.
+    subject: str = ""
 
     @classmethod
     def register(
-        cls, draft: BuyerDraft, buyer_id: str, now: datetime
+        cls, draft: BuyerDraft, buyer_id: str, now: datetime, subject: str = ""
     ) -> tuple[Buyer, BuyerRegistered]:
-        buyer = cls(buyer_id, draft.company, draft.country, draft.buyer_type, draft.contact, now)
+        buyer = cls(
+            buyer_id, draft.company, draft.country, draft.buyer_type, draft.contact, now, subject
+        )
         return buyer, BuyerRegistered(buyer_id, draft.company, draft.country, draft.buyer_type)
-
-    def seen_by(self, viewer_credit_code: str, *, addressed: bool) -> Buyer:
-        """The buyer as an exhibitor sees it: with the contact only if the buyer sent that
-        exhibitor an intent (``addressed``); without it for everyone else."""
-        if viewer_credit_code and addressed:
-            return self
-        return replace(self, contact=None)
 
 
 @dataclass(frozen=True)
@@ -711,10 +707,9 @@ def visit_event_id(edition_id: str, visit_id: str) -> str:
 
 @dataclass(frozen=True)
 class IntentDraft:
-    """What a buyer asks for, validated."""
+    """What a buyer (the caller) asks for, validated."""
 
     edition_id: str
-    buyer_id: str
     kind: IntentKind
     # The exhibitor an inquiry addresses; empty for an RFQ.
     exhibitor_credit_code: str
@@ -736,7 +731,6 @@ class IntentDraft:
         check: Validator,
         *,
         edition_id: str,
-        buyer_id: str,
         kind: int,
         exhibitor_credit_code: str,
         product_id: str,
@@ -753,7 +747,6 @@ class IntentDraft:
         """The request's terms; of the deadline only that it is there: whether it lies
         ahead depends on the moment of submission (check_deadline, by Edition.admit_intent)."""
         edition_id = check.identifier(edition_id, "edition_id")
-        buyer_id = check.identifier(buyer_id, "buyer_id")
         intent_kind = check.member(
             kind, IntentKind, "kind", description="must be INTENT_KIND_INQUIRY or INTENT_KIND_RFQ"
         )
@@ -779,7 +772,6 @@ class IntentDraft:
             max_quotes = 1
         return cls(
             edition_id=edition_id,
-            buyer_id=buyer_id,
             kind=intent_kind,
             exhibitor_credit_code=exhibitor,
             product_id=product_id.strip(),
@@ -833,7 +825,8 @@ class IntentDraft:
         if not recipients:
             raise FailedPrecondition(
                 f"no exhibitor of {self.edition_id} lists products under HS heading "
-                f"{self.hs_heading}"
+                f"{self.hs_heading}",
+                reason="NO_RFQ_RECIPIENTS",
             )
         return recipients
 
@@ -883,10 +876,9 @@ def rate_window(now: datetime, window: timedelta) -> str:
 
 @dataclass(frozen=True)
 class Answer:
-    """An addressed exhibitor's quote or decline, validated."""
+    """An addressed exhibitor's quote or decline, validated; the exhibitor is the caller."""
 
     intent_id: str
-    credit_code: str
     kind: ResponseKind
     unit_price: Money | None = None
     moq: int = 0
@@ -901,7 +893,6 @@ class Answer:
         check: Validator,
         *,
         intent_id: str,
-        credit_code: str,
         kind: int,
         unit_price: Money,
         moq: int,
@@ -911,7 +902,6 @@ class Answer:
         reason: str,
     ) -> Answer:
         intent_id = check.identifier(intent_id, "intent_id")
-        code = check.credit_code(credit_code)
         if kind == ResponseKind.QUOTED:
             price = required_money(check, "unit_price", unit_price)
             check.require(moq >= 0, "moq", "must not be negative")
@@ -924,7 +914,6 @@ class Answer:
             check.require(valid_until is not None, "valid_until", "is required")
             return cls(
                 intent_id,
-                code,
                 ResponseKind.QUOTED,
                 unit_price=price,
                 moq=moq,
@@ -934,9 +923,9 @@ class Answer:
             )
         if kind == ResponseKind.DECLINED:
             reason = check.text(reason, "reason", required=False)
-            return cls(intent_id, code, ResponseKind.DECLINED, reason=reason)
+            return cls(intent_id, ResponseKind.DECLINED, reason=reason)
         check.require(False, "kind", "must be RESPONSE_KIND_QUOTED or RESPONSE_KIND_DECLINED")
-        return cls(intent_id, code, ResponseKind.DECLINED)
+        return cls(intent_id, ResponseKind.DECLINED)
 
 
 @dataclass(frozen=True)
@@ -1050,9 +1039,10 @@ class Intent:
         return self.is_open and self.deadline <= now
 
     def respond(
-        self, answer: Answer, now: datetime
+        self, responder: str, answer: Answer, now: datetime
     ) -> tuple[Intent, list[QuoteSent | IntentDeclined | IntentClosed]]:
-        """One addressed exhibitor quotes or declines, once, while the intent is open.
+        """Exhibitor ``responder``, addressed, quotes or declines, once, while the intent
+        is open.
 
         Enough quotes close it; a first quote makes it QUOTED; the last of all
         recipients declining makes it DECLINED.
@@ -1062,16 +1052,22 @@ class Intent:
         refused; refusing it must not undo the settling. Here an overdue intent is only
         refused, for a caller that did not settle it."""
         if self.is_due(now):
-            raise FailedPrecondition(f"intent {self.intent_id} passed its deadline")
+            raise FailedPrecondition(
+                f"intent {self.intent_id} passed its deadline", reason="INTENT_PAST_DEADLINE"
+            )
         if not self.is_open:
             raise FailedPrecondition(
-                f"the intent is {self.state.name.lower()}; it takes no more responses"
+                f"the intent is {self.state.name.lower()}; it takes no more responses",
+                reason="INTENT_NOT_OPEN",
             )
-        responder = answer.credit_code
         if responder not in self.recipients:
-            raise FailedPrecondition(f"exhibitor {responder} was not addressed by this intent")
+            raise FailedPrecondition(
+                f"exhibitor {responder} was not addressed by this intent", reason="NOT_ADDRESSED"
+            )
         if any(r.credit_code == responder for r in self.responses):
-            raise FailedPrecondition(f"exhibitor {responder} has already responded")
+            raise FailedPrecondition(
+                f"exhibitor {responder} has already responded", reason="ALREADY_RESPONDED"
+            )
         response = Response(
             credit_code=responder,
             kind=answer.kind,
@@ -1104,10 +1100,13 @@ class Intent:
     def close_by(self, buyer_id: str) -> tuple[Intent, IntentClosed]:
         """The buyer closes its own open intent."""
         if buyer_id != self.buyer_id:
-            raise FailedPrecondition(f"intent {self.intent_id} belongs to another buyer")
+            raise FailedPrecondition(
+                f"intent {self.intent_id} belongs to another buyer", reason="NOT_INTENT_OWNER"
+            )
         if not self.is_open:
             raise FailedPrecondition(
-                f"intent {self.intent_id} is {self.state.name.lower()} already"
+                f"intent {self.intent_id} is {self.state.name.lower()} already",
+                reason="INTENT_NOT_OPEN",
             )
         return self._close("buyer")
 

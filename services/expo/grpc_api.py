@@ -1,5 +1,7 @@
 """The expo service's public gRPC API: each call decodes its request (messages), runs
-one use case (handlers) through the runner, and encodes the answer (messages)."""
+one use case (handlers) through the runner as its caller, and encodes the answer
+(messages). ACCESS says which roles may make each call; the use case decides which
+objects the caller may see and change."""
 
 from __future__ import annotations
 
@@ -17,12 +19,38 @@ from expo.booth_client import BoothDirectory
 from expo.domain import RateLimit
 from expo.storage import ExpoStore
 from expo.warehouse_client import WarehouseDirectory
-from runtime.adapters.grpc_client import service_channel
+from runtime.adapters.auth import EVERYONE, Access, caller, roles
+from runtime.adapters.grpc_client import channel_to
 from runtime.adapters.grpc_server import ServiceBinding
 from runtime.adapters.service import ServiceContext
 from runtime.adapters.unit_of_work import UseCaseRunner
+from runtime.kernel.identity import Role
 
 log = logging.getLogger(__name__)
+
+ACCESS: Access = {
+    "CreateEdition": roles(Role.OFFICER),
+    "OpenEdition": roles(Role.OFFICER),
+    "CloseEdition": roles(Role.OFFICER),
+    "GetEdition": EVERYONE,
+    "JoinEdition": roles(Role.EXPORTER),
+    "ListExhibitors": EVERYONE,
+    "PublishProduct": roles(Role.EXPORTER),
+    "ListProducts": EVERYONE,
+    # A buyer without a buyer id yet; one that has one is refused by the use case.
+    "RegisterBuyer": roles(Role.BUYER),
+    # The bureau imports a delegation.
+    "RegisterBuyers": roles(Role.OFFICER),
+    # Exporters see only the buyers that addressed them (the use case).
+    "GetBuyer": roles(Role.BUYER, Role.EXPORTER, Role.OFFICER),
+    # The expo front end reports anyone's visits; a buyer only its own (the use case).
+    "RecordVisits": roles(Role.SERVICE, Role.BUYER),
+    "SubmitIntent": roles(Role.BUYER),
+    "RespondToIntent": roles(Role.EXPORTER),
+    "CloseIntent": roles(Role.BUYER),
+    "GetIntent": roles(Role.BUYER, Role.EXPORTER, Role.OFFICER),
+    "ListIntents": roles(Role.BUYER, Role.EXPORTER, Role.OFFICER),
+}
 
 
 def _intent_turn(intent_id: str) -> str:
@@ -51,10 +79,11 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
         command = messages.new_edition(request)
         return await self._runner.run_once(
             "CreateEdition",
-            request.request_id,
+            request,
             pb.CreateEditionResponse,
             functools.partial(handlers.create_edition, command=command),
             messages.create_edition_response,
+            actor=caller(),
         )
 
     async def OpenEdition(
@@ -63,10 +92,11 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
         edition_id = messages.edition_id(request)
         return await self._runner.run_once(
             "OpenEdition",
-            request.request_id,
+            request,
             pb.OpenEditionResponse,
             functools.partial(handlers.open_edition, edition_id=edition_id),
             messages.open_edition_response,
+            actor=caller(),
         )
 
     async def CloseEdition(
@@ -75,10 +105,11 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
         edition_id = messages.edition_id(request)
         return await self._runner.run_once(
             "CloseEdition",
-            request.request_id,
+            request,
             pb.CloseEditionResponse,
             functools.partial(handlers.close_edition, edition_id=edition_id),
             messages.close_edition_response,
+            actor=caller(),
         )
 
     async def GetEdition(
@@ -92,14 +123,18 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
     async def JoinEdition(
         self, request: pb.JoinEditionRequest, context: grpc.aio.ServicerContext
     ) -> pb.JoinEditionResponse:
-        command = messages.join_request(request)
-        standing = await handlers.booth_standing(self._runner.reader(), self._booth, command)
+        edition_id = messages.edition_id(request)
+        exporter = caller()
+        standing = await handlers.booth_standing(
+            self._runner.reader(), self._booth, edition_id, exporter
+        )
         return await self._runner.run_once(
             "JoinEdition",
-            request.request_id,
+            request,
             pb.JoinEditionResponse,
-            functools.partial(handlers.join_edition, command=command, standing=standing),
+            functools.partial(handlers.join_edition, edition_id=edition_id, standing=standing),
             messages.join_edition_response,
+            actor=exporter,
         )
 
     async def ListExhibitors(
@@ -115,10 +150,11 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
         draft = messages.product_draft(request)
         return await self._runner.run_once(
             "PublishProduct",
-            request.request_id,
+            request,
             pb.PublishProductResponse,
             functools.partial(handlers.publish_product, draft=draft),
             messages.publish_product_response,
+            actor=caller(),
         )
 
     async def ListProducts(
@@ -134,12 +170,16 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
         self, request: pb.RegisterBuyerRequest, context: grpc.aio.ServicerContext
     ) -> pb.RegisterBuyerResponse:
         draft = messages.buyer_draft(request)
+        buyer = caller()
         return await self._runner.run_once(
             "RegisterBuyer",
-            request.request_id,
+            request,
             pb.RegisterBuyerResponse,
-            functools.partial(handlers.register_buyers, drafts=[draft]),
+            functools.partial(handlers.register_buyer, draft=draft),
             messages.register_buyer_response,
+            actor=buyer,
+            # One registration of a subject at a time: a second one must see the first.
+            one_at_a_time=f"buyer-subject:{buyer.subject}",
         )
 
     async def RegisterBuyers(
@@ -148,17 +188,17 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
         drafts = messages.buyer_drafts(request)
         return await self._runner.run_once(
             "RegisterBuyers",
-            request.request_id,
+            request,
             pb.RegisterBuyersResponse,
             functools.partial(handlers.register_buyers, drafts=drafts),
             messages.register_buyers_response,
+            actor=caller(),
         )
 
     async def GetBuyer(
         self, request: pb.GetBuyerRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetBuyerResponse:
-        buyer_id, viewer = messages.buyer_view(request)
-        buyer = await handlers.get_buyer(self._runner.reader(), buyer_id, viewer)
+        buyer = await handlers.get_buyer(self._runner.reader(), request.buyer_id, caller())
         return messages.get_buyer_response(buyer)
 
     async def RecordVisits(
@@ -167,10 +207,11 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
         edition_id, visits = messages.visits(request)
         return await self._runner.run_once(
             "RecordVisits",
-            request.request_id,
+            request,
             pb.RecordVisitsResponse,
             functools.partial(handlers.record_visits, edition_id=edition_id, visits=visits),
             messages.record_visits_response,
+            actor=caller(),
         )
 
     # Intents ---------------------------------------------------------------------------
@@ -179,14 +220,16 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
         self, request: pb.SubmitIntentRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitIntentResponse:
         draft = messages.intent_draft(request)
+        buyer = caller()
         response = await self._runner.run_once(
             "SubmitIntent",
-            request.request_id,
+            request,
             pb.SubmitIntentResponse,
             functools.partial(handlers.submit_intent, draft=draft, limit=self._rate_limit),
             messages.submit_intent_response,
+            actor=buyer,
             # The buyer's rate counter is the document they would all write.
-            one_at_a_time=f"buyer:{draft.buyer_id}",
+            one_at_a_time=f"buyer:{buyer.party}",
         )
         # Asked after the commit and never stored with the response: the hint is
         # optional and a retry gets a fresh one.
@@ -197,43 +240,46 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
         self, request: pb.RespondToIntentRequest, context: grpc.aio.ServicerContext
     ) -> pb.RespondToIntentResponse:
         answer = messages.answer(request)
+        principal = caller()
         # Two transactions: the deadline settles an overdue intent before a response is
         # considered (Intent.respond), and the refusal that follows rolls back its own
         # transaction only, not the settling.
         await self._settle_if_due(answer.intent_id)
         return await self._runner.run_once(
             "RespondToIntent",
-            request.request_id,
+            request,
             pb.RespondToIntentResponse,
             functools.partial(handlers.respond_to_intent, answer=answer),
             messages.respond_to_intent_response,
+            actor=principal,
             one_at_a_time=_intent_turn(answer.intent_id),
         )
 
     async def CloseIntent(
         self, request: pb.CloseIntentRequest, context: grpc.aio.ServicerContext
     ) -> pb.CloseIntentResponse:
-        intent_id, buyer_id = messages.intent_closing(request)
+        intent_id = messages.intent_closing(request)
         return await self._runner.run_once(
             "CloseIntent",
-            request.request_id,
+            request,
             pb.CloseIntentResponse,
-            functools.partial(handlers.close_intent, intent_id=intent_id, buyer_id=buyer_id),
+            functools.partial(handlers.close_intent, intent_id=intent_id),
             messages.close_intent_response,
+            actor=caller(),
             one_at_a_time=_intent_turn(intent_id),
         )
 
     async def GetIntent(
         self, request: pb.GetIntentRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetIntentResponse:
-        intent = await handlers.get_intent(self._runner.reader(), request.intent_id)
+        intent = await handlers.get_intent(self._runner.reader(), request.intent_id, caller())
         return messages.get_intent_response(intent)
 
     async def ListIntents(
         self, request: pb.ListIntentsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListIntentsResponse:
         query, page = messages.intents_page(request)
-        found, token = await handlers.list_intents(self._runner.reader(), query, page)
+        found, token = await handlers.list_intents(self._runner.reader(), query, page, caller())
         return messages.list_intents_response(found, token)
 
     # Background ------------------------------------------------------------------------
@@ -258,8 +304,9 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
 async def build(context: ServiceContext) -> list[ServiceBinding]:
     await storage.ensure_indexes(context.db)
     settings = context.settings
-    booth_channel = service_channel(settings.grpc_target("booth"))
-    warehouse_channel = service_channel(settings.grpc_target("warehouse"))
+    # Expo asks booth and warehouse as itself (a service token), never as its caller.
+    booth_channel = channel_to("booth", settings, context.service_token)
+    warehouse_channel = channel_to("warehouse", settings, context.service_token)
     runner = UseCaseRunner(context.outbox, ExpoStore, messages.encode_event, context.clock)
     api = ExpoApi(
         runner,
@@ -290,5 +337,6 @@ async def build(context: ServiceContext) -> list[ServiceBinding]:
             full_name=pb.DESCRIPTOR.services_by_name["ExpoService"].full_name,
             servicer=api,
             add_to_server=pb_grpc.add_ExpoServiceServicer_to_server,
+            access=ACCESS,
         )
     ]

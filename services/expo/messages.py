@@ -1,5 +1,6 @@
 """The expo service's protobuf: API requests into domain commands (every wrong field
-reported at once, a mutating request's request_id with the others), domain objects into
+reported at once, a mutating request's request_id with the others; who is calling is
+never a request field but the token's principal), domain objects into
 API messages, and domain events into the payloads of chuhai.expo.v1 events with their
 topic and key."""
 
@@ -22,7 +23,6 @@ from expo.domain import (
     Intent,
     IntentDraft,
     IntentQuery,
-    JoinRequest,
     Money,
     NewEdition,
     Product,
@@ -63,22 +63,14 @@ def new_edition(request: pb.CreateEditionRequest) -> NewEdition:
     return command
 
 
-def edition_id(request: pb.OpenEditionRequest | pb.CloseEditionRequest) -> str:
+def edition_id(
+    request: pb.OpenEditionRequest | pb.CloseEditionRequest | pb.JoinEditionRequest,
+) -> str:
     check = Validator()
     check.request_id(request.request_id)
     value = check.identifier(request.edition_id, "edition_id")
     check.raise_if_invalid()
     return value
-
-
-def join_request(request: pb.JoinEditionRequest) -> JoinRequest:
-    check = Validator()
-    check.request_id(request.request_id)
-    command = JoinRequest.parse(
-        check, edition_id=request.edition_id, credit_code=request.credit_code
-    )
-    check.raise_if_invalid()
-    return command
 
 
 def product_draft(request: pb.PublishProductRequest) -> ProductDraft:
@@ -87,7 +79,6 @@ def product_draft(request: pb.PublishProductRequest) -> ProductDraft:
     command = ProductDraft.parse(
         check,
         edition_id=request.edition_id,
-        credit_code=request.credit_code,
         name=request.name,
         hs_code=request.hs_code,
         description=request.description,
@@ -137,11 +128,6 @@ def buyer_drafts(request: pb.RegisterBuyersRequest) -> list[BuyerDraft]:
     return drafts
 
 
-def buyer_view(request: pb.GetBuyerRequest) -> tuple[str, str]:
-    """The buyer asked for and the exhibitor asking."""
-    return request.buyer_id, request.viewer_credit_code.strip().upper()
-
-
 def visits(request: pb.RecordVisitsRequest) -> tuple[str, list[Visit]]:
     """The edition and its visits."""
     check = Validator()
@@ -172,7 +158,6 @@ def intent_draft(request: pb.SubmitIntentRequest) -> IntentDraft:
     draft = IntentDraft.parse(
         check,
         edition_id=request.edition_id,
-        buyer_id=request.buyer_id,
         kind=request.kind,
         exhibitor_credit_code=request.exhibitor_credit_code,
         product_id=request.product_id,
@@ -196,7 +181,6 @@ def answer(request: pb.RespondToIntentRequest) -> Answer:
     command = Answer.parse(
         check,
         intent_id=request.intent_id,
-        credit_code=request.credit_code,
         kind=request.kind,
         unit_price=_money(request.unit_price),
         moq=request.moq,
@@ -209,14 +193,13 @@ def answer(request: pb.RespondToIntentRequest) -> Answer:
     return command
 
 
-def intent_closing(request: pb.CloseIntentRequest) -> tuple[str, str]:
-    """The intent and the buyer closing it."""
+def intent_closing(request: pb.CloseIntentRequest) -> str:
+    """The intent its buyer closes."""
     check = Validator()
     check.request_id(request.request_id)
     intent_id = check.identifier(request.intent_id, "intent_id")
-    buyer_id = check.identifier(request.buyer_id, "buyer_id")
     check.raise_if_invalid()
-    return intent_id, buyer_id
+    return intent_id
 
 
 def _page(page_size: int, page_token: str, query: object) -> PageRequest:
@@ -302,19 +285,15 @@ def product_message(product: Product) -> res.Product:
 
 
 def buyer_message(buyer: Buyer) -> res.Buyer:
-    message = res.Buyer(
+    contact = buyer.contact
+    return res.Buyer(
         buyer_id=buyer.buyer_id,
         company=buyer.company,
         country=buyer.country,
         buyer_type=buyer.buyer_type,
+        contact=res.Contact(name=contact.name, email=contact.email, phone=contact.phone),
         registered_at=timestamp(buyer.registered_at),
     )
-    if buyer.contact is not None:
-        contact = buyer.contact
-        message.contact.CopyFrom(
-            res.Contact(name=contact.name, email=contact.email, phone=contact.phone)
-        )
-    return message
 
 
 def response_message(response: Response) -> res.Response:
@@ -404,8 +383,7 @@ def list_products_response(products: Sequence[Product], token: str) -> pb.ListPr
     )
 
 
-def register_buyer_response(buyers: Sequence[Buyer]) -> pb.RegisterBuyerResponse:
-    [buyer] = buyers
+def register_buyer_response(buyer: Buyer) -> pb.RegisterBuyerResponse:
     return pb.RegisterBuyerResponse(buyer=buyer_message(buyer))
 
 

@@ -60,6 +60,7 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[INTENTS].create_index([("state", ASCENDING), ("deadline", ASCENDING)])
     await db[INTENTS].create_index([("buyer_id", ASCENDING), ("recipients", ASCENDING)])
     await db[INTENTS].create_index([("edition_id", ASCENDING), ("_id", ASCENDING)])
+    await db[BUYERS].create_index([("subject", ASCENDING)])
 
 
 class ExpoStore:
@@ -154,6 +155,11 @@ class ExpoStore:
 
     async def buyer(self, buyer_id: str) -> Buyer | None:
         doc = await self._find_one(BUYERS, {"_id": buyer_id})
+        return None if doc is None else _buyer(doc)
+
+    async def buyer_registered_by(self, subject: str) -> Buyer | None:
+        """The buyer the identity provider's ``subject`` registered, if it did."""
+        doc = await self._find_one(BUYERS, {"subject": subject})
         return None if doc is None else _buyer(doc)
 
     async def add_buyers(self, buyers: Collection[Buyer]) -> None:
@@ -253,7 +259,8 @@ class ExpoStore:
         )
         if result.matched_count != 1:
             raise Aborted(
-                f"{doc_id} changed while this request ran; retry with the same request id"
+                f"{doc_id} changed while this request ran; retry with the same request id",
+                reason="TRANSACTION_CONFLICT",
             )
 
 
@@ -356,7 +363,7 @@ def _product(doc: Document) -> Product:
 
 
 def _buyer_document(buyer: Buyer) -> Document:
-    contact = buyer.contact or Contact("", "", "")
+    contact = buyer.contact
     return {
         "_id": buyer.buyer_id,
         "company": buyer.company,
@@ -364,6 +371,7 @@ def _buyer_document(buyer: Buyer) -> Document:
         "buyer_type": int(buyer.buyer_type),
         "contact": {"name": contact.name, "email": contact.email, "phone": contact.phone},
         "registered_at": buyer.registered_at,
+        "subject": buyer.subject,
     }
 
 
@@ -375,6 +383,8 @@ def _buyer(doc: Document) -> Buyer:
         buyer_type=BuyerType(doc["buyer_type"]),
         contact=Contact(**doc["contact"]),
         registered_at=doc["registered_at"],
+        # Buyers stored before self-registration kept a subject have none.
+        subject=doc.get("subject", ""),
     )
 
 

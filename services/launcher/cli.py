@@ -2,8 +2,10 @@
 topics and replays outboxes.
 
 `run` starts the embedded infrastructure for whatever has no external address
-(KAFKA_BOOTSTRAP_SERVERS, MONGODB_URI), creates the topics, replays the outboxes into
-a fresh in-memory broker, then supervises one process per service until Ctrl-C."""
+(KAFKA_BOOTSTRAP_SERVERS, MONGODB_URI) and the development identity provider unless an
+identity provider is configured (AUTH_JWKS_URL, AUTH_JWKS_FILE), creates the topics,
+replays the outboxes into a fresh in-memory broker, then supervises one process per
+service until Ctrl-C. `token` signs development tokens, `keys` makes a key pair."""
 
 from __future__ import annotations
 
@@ -24,12 +26,24 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from launcher.embedded import EmbeddedInfrastructure, port_is_free
+from launcher.identity import (
+    DevelopmentIdentityProvider,
+    development_issuer,
+    development_keys,
+    identity_environment,
+    needs_development_provider,
+    principal_for,
+)
+from runtime.adapters.grpc_client import service_channel
 from runtime.adapters.kafka import KafkaEventPublisher
 from runtime.adapters.logging import configure_logging
 from runtime.adapters.mongo import connect_mongo
 from runtime.adapters.outbox import Outbox, OutboxRelay
 from runtime.adapters.settings import Settings
+from runtime.adapters.tls import channel_credentials
+from runtime.adapters.tokens import DevelopmentKeys, TokenIssuer
 from runtime.adapters.topics import provision_topics
+from runtime.kernel.identity import Role
 
 log = logging.getLogger("chuhai.launcher")
 
@@ -42,6 +56,10 @@ STOP_TIMEOUT_SECONDS = 12.0
 RESTART_BACKOFF_MAX_SECONDS = 30.0
 DEFAULT_KAFKA_PORT = 9092
 DEFAULT_MONGO_PORT = 27017
+# How long the printed dashboard link (an officer's token) stays valid.
+DASHBOARD_TOKEN_HOURS = 12.0
+DEFAULT_TOKEN_HOURS = 12.0
+DEFAULT_VAR_DIR = Path("var")
 
 
 @dataclass
@@ -109,10 +127,12 @@ async def replay_outboxes(settings: Settings, services: tuple[str, ...] = OUTBOX
         await mongo.close()
 
 
-async def wait_serving(target: str, within_seconds: float) -> bool:
+async def wait_serving(
+    target: str, within_seconds: float, credentials: grpc.ChannelCredentials | None = None
+) -> bool:
     """Poll grpc.health.v1 until the server says SERVING or the time is up."""
     deadline = time.monotonic() + within_seconds
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with service_channel(target, credentials=credentials) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:
@@ -212,6 +232,13 @@ def service_ports(settings: Settings, name: str) -> tuple[int, ...]:
     return (settings.grpc_port(name),)
 
 
+def launcher_ports(settings: Settings, *, identity: bool) -> tuple[int, ...]:
+    """Every port the launcher holds from its start: the services', and the development
+    identity provider's when it runs one (it binds it once the infrastructure is up)."""
+    ports = tuple(p for n in SERVICES for p in service_ports(settings, n))
+    return (*ports, settings.dev_identity_port) if identity else ports
+
+
 def _embedded_ports() -> tuple[int | None, int | None]:
     """The usual ports when free, otherwise any free port (chosen by the launcher)."""
     kafka = DEFAULT_KAFKA_PORT if port_is_free(DEFAULT_KAFKA_PORT) else None
@@ -227,22 +254,37 @@ async def run_platform(var_dir: Path, *, demo: bool = True, pace: float = 1.0) -
     kafka_port, mongo_port = _embedded_ports()
     # The services' ports do not depend on where the infrastructure runs.
     listening = Settings()
+    keys = development_keys(var_dir)
+    provider: DevelopmentIdentityProvider | None = None
+    if needs_development_provider(os.environ):
+        provider = DevelopmentIdentityProvider(
+            keys, listening.auth_issuer, port=listening.dev_identity_port
+        )
     reservations = PortReservations(listening.grpc_host)
-    reservations.hold(tuple(p for n in SERVICES for p in service_ports(listening, n)))
+    reservations.hold(launcher_ports(listening, identity=provider is not None))
     infra = EmbeddedInfrastructure(var_dir, kafka_port=kafka_port, mongo_port=mongo_port)
-    await asyncio.to_thread(
-        infra.start,
-        kafka="KAFKA_BOOTSTRAP_SERVERS" not in os.environ,
-        mongo="MONGODB_URI" not in os.environ,
-    )
-    # The services inherit the launcher's environment, now pointing at what runs.
-    if infra.kafka_bootstrap_servers:
-        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = infra.kafka_bootstrap_servers
-    if infra.mongodb_uri:
-        os.environ["MONGODB_URI"] = infra.mongodb_uri
-    settings = Settings()
-    supervisor = Supervisor(settings, dict(os.environ), var_dir / "logs", reservations)
+    supervisor: Supervisor | None = None
     try:
+        await asyncio.to_thread(
+            infra.start,
+            kafka="KAFKA_BOOTSTRAP_SERVERS" not in os.environ,
+            mongo="MONGODB_URI" not in os.environ,
+        )
+        jwks_url = ""
+        if provider is not None:
+            reservations.release((provider.port,))
+            await _start_provider(provider)
+            jwks_url = provider.jwks_url
+        # The services inherit the launcher's environment, now pointing at what runs.
+        os.environ.update(identity_environment(os.environ, keys, jwks_url, listening.auth_issuer))
+        if infra.kafka_bootstrap_servers:
+            os.environ["KAFKA_BOOTSTRAP_SERVERS"] = infra.kafka_bootstrap_servers
+        if infra.mongodb_uri:
+            os.environ["MONGODB_URI"] = infra.mongodb_uri
+        settings = Settings()
+        # Development tokens only where the development provider vouches for them.
+        tokens = development_issuer(keys, settings) if provider is not None else None
+        supervisor = Supervisor(settings, dict(os.environ), var_dir / "logs", reservations)
         await asyncio.to_thread(provision_topics, settings.kafka_bootstrap_servers)
         if infra.started_kafka:
             replayed = await replay_outboxes(settings)
@@ -250,30 +292,59 @@ async def run_platform(var_dir: Path, *, demo: bool = True, pace: float = 1.0) -
         await supervisor.start()
         ready = await asyncio.gather(
             *(
-                wait_serving(settings.grpc_target(s.name), READY_TIMEOUT_SECONDS)
+                wait_serving(
+                    settings.grpc_target(s.name),
+                    READY_TIMEOUT_SECONDS,
+                    channel_credentials(settings),
+                )
                 for s in supervisor.services
             )
         )
-        _print_endpoints(settings, supervisor, ready, var_dir)
+        _print_endpoints(settings, supervisor, ready, var_dir, provider, tokens)
         if demo and all(ready):
-            await _play_demo(settings, pace, stop)
+            if tokens is None:
+                _say(
+                    "The demo signs its tokens with the development key, which the identity "
+                    "provider configured here (AUTH_JWKS_URL/AUTH_JWKS_FILE) does not vouch "
+                    "for: not played.\n"
+                )
+            else:
+                await _play_demo(settings, tokens, var_dir, pace, stop)
         await stop.wait()
         return 0 if all(ready) else 1
     finally:
         _say("\nStopping Chuhai…\n")
-        await supervisor.stop()
+        if supervisor is not None:
+            await supervisor.stop()
         reservations.release_all()
+        if provider is not None:
+            await provider.stop()
         await asyncio.to_thread(infra.stop)
         _say("Stopped.\n")
 
 
-async def _play_demo(settings: Settings, pace: float, stop: asyncio.Event) -> None:
+async def _start_provider(provider: DevelopmentIdentityProvider) -> None:
+    try:
+        await provider.start()
+    except OSError as error:
+        raise SystemExit(
+            f"The development identity provider cannot listen on {provider.host}:"
+            f"{provider.port} ({error.strerror}): set DEV_IDENTITY_PORT to a free port, or "
+            "AUTH_JWKS_URL to your identity provider's key set."
+        ) from None
+
+
+async def _play_demo(
+    settings: Settings, tokens: TokenIssuer, var_dir: Path, pace: float, stop: asyncio.Event
+) -> None:
     """Play the Xuchang case, unless Ctrl-C comes first."""
     from demo.scenario import Targets, play
 
     _say("Playing the Xuchang case (127 firms, 43 booths, 68,000 buyers, 7,442 intents)…\n")
     targets = Targets(**{name: settings.grpc_target(name) for name in SERVICES})
-    playing = asyncio.create_task(play(targets, pace=pace))
+    playing = asyncio.create_task(
+        play(targets, pace=pace, tokens=tokens, credentials=channel_credentials(settings))
+    )
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait({playing, stopped}, return_when=asyncio.FIRST_COMPLETED)
     if not playing.done():
@@ -290,16 +361,42 @@ async def _play_demo(settings: Settings, pace: float, stop: asyncio.Event) -> No
         return
     lines = ["", "The bureau's figures:"]
     lines += [f"  {key:<17} {value:>7,}" for key, value in figures.items()]
-    lines += [f"Dashboard: {_dashboard_url(settings)}", "Press Ctrl-C to stop everything.", ""]
+    lines += [
+        f"Dashboard (signed in as an officer for {DASHBOARD_TOKEN_HOURS:g} h): "
+        f"{dashboard_login_url(settings, tokens)}",
+        _token_hint(var_dir),
+        "Press Ctrl-C to stop everything.",
+        "",
+    ]
     _say("\n".join(lines))
+
+
+def _token_hint(var_dir: Path) -> str:
+    where = "" if var_dir == DEFAULT_VAR_DIR else f" --var-dir {var_dir}"
+    return (
+        f"Tokens for the command line and other clients: chuhai-platform token officer{where} "
+        "(or exporter --party CREDIT_CODE, buyer, operator --party OPERATOR_ID)"
+    )
 
 
 def _dashboard_url(settings: Settings) -> str:
     return f"http://{settings.bureau_web_host}:{settings.bureau_web_port}/"
 
 
+def dashboard_login_url(settings: Settings, tokens: TokenIssuer) -> str:
+    """The dashboard's address with a fresh officer's token: the bureau signs it in."""
+    officer = principal_for(Role.OFFICER)
+    token = tokens.issue(officer, ttl_seconds=DASHBOARD_TOKEN_HOURS * 3600)
+    return f"{_dashboard_url(settings)}login?token={token}"
+
+
 def _print_endpoints(
-    settings: Settings, supervisor: Supervisor, ready: list[bool], var_dir: Path
+    settings: Settings,
+    supervisor: Supervisor,
+    ready: list[bool],
+    var_dir: Path,
+    provider: DevelopmentIdentityProvider | None,
+    tokens: TokenIssuer | None,
 ) -> None:
     lines = ["", "Chuhai is running:"]
     for service, ok in zip(supervisor.services, ready, strict=True):
@@ -307,12 +404,22 @@ def _print_endpoints(
         lines.append(
             f"  {service.name:<10} grpc://{settings.grpc_target(service.name):<22} {state}"
         )
+    identity = provider.jwks_url if provider else settings.auth_jwks_url or settings.auth_jwks_file
     lines += [
         f"  dashboard  {_dashboard_url(settings)}",
+        f"  identity   {identity}",
         f"  kafka      {settings.kafka_bootstrap_servers}",
         f"  mongodb    {settings.mongodb_uri}",
         f"  metrics    {_metrics_urls(settings, [s.name for s in supervisor.services])}",
         f"  logs       {var_dir / 'logs'}",
+    ]
+    if tokens is not None:
+        lines += [
+            f"Dashboard (signed in as an officer for {DASHBOARD_TOKEN_HOURS:g} h): "
+            f"{dashboard_login_url(settings, tokens)}",
+            _token_hint(var_dir),
+        ]
+    lines += [
         "Try the command line: chuhai --help",
         "Press Ctrl-C to stop everything.",
         "",
@@ -352,11 +459,51 @@ async def _replay_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token_command(args: argparse.Namespace, command: argparse.ArgumentParser) -> int:
+    """Prints a development token; a role without the party it needs is a usage error."""
+    if args.ttl_hours <= 0:
+        command.error("--ttl-hours must be positive")
+    try:
+        principal = principal_for(Role(args.role), args.party, args.subject)
+    except ValueError as error:
+        command.error(str(error))
+    keys = development_keys(args.var_dir)
+    token = development_issuer(keys, Settings()).issue(principal, ttl_seconds=args.ttl_hours * 3600)
+    _say(token + "\n")
+    # What the token says goes to stderr: `$(chuhai-platform token ...)` gets the token only.
+    sys.stderr.write(
+        f"{principal.role.value} token for subject {principal.subject!r}"
+        + (f", party {principal.party!r}" if principal.party else ", no party")
+        + f", valid {args.ttl_hours:g} h, key {keys.key_id}\n"
+    )
+    return 0
+
+
+def _keys_command(args: argparse.Namespace, command: argparse.ArgumentParser) -> int:
+    """Makes (or keeps) a key pair; --owner hands it to the services' user."""
+    owner: tuple[int, int] | None = None
+    if args.owner:
+        uid, _, gid = args.owner.partition(":")
+        if not (uid.isdigit() and gid.isdigit()):
+            command.error("--owner takes UID:GID, e.g. 10001:10001")
+        owner = (int(uid), int(gid))
+    keys = DevelopmentKeys.ensure(args.dir)
+    if owner is not None:
+        for path in (keys.directory, keys.signing_key_file, keys.key_set_file):
+            os.chown(path, *owner)
+    _say(
+        f"key id       {keys.key_id}\n"
+        f"signing key  {keys.signing_key_file}\n"
+        f"key set      {keys.key_set_file}\n"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chuhai-platform", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="start the whole platform until Ctrl-C")
-    run.add_argument("--var-dir", type=Path, default=Path("var"), help="data and logs")
+    run.add_argument("--var-dir", type=Path, default=DEFAULT_VAR_DIR, help="data and logs")
     run.add_argument("--no-demo", action="store_true", help="start the platform only")
     run.add_argument(
         "--full-speed", action="store_true", help="play the demo as fast as the platform goes"
@@ -365,7 +512,34 @@ def main(argv: list[str] | None = None) -> int:
     replay = commands.add_parser("replay", help="publish a service's outbox again")
     replay.add_argument("service", choices=OUTBOX_SERVICES)
     replay.add_argument("--since", help="ISO 8601 time; default: the beginning")
+    token = commands.add_parser(
+        "token",
+        help="print a development token (signed with the key under VAR_DIR/identity)",
+        description="Prints a token the platform started by `chuhai-platform run` accepts. "
+        "exporter, operator and service tokens act for a party (--party); a buyer's token "
+        "without one registers the buyer, then a token with the same --subject and the "
+        "returned buyer id as --party acts for it.",
+    )
+    token.add_argument("role", choices=[role.value for role in Role])
+    token.add_argument(
+        "--party",
+        default="",
+        help="credit code (exporter), buyer id (buyer), operator id (operator), "
+        "service name (service)",
+    )
+    token.add_argument("--subject", default="", help="who the token names; default from the party")
+    token.add_argument("--ttl-hours", type=float, default=DEFAULT_TOKEN_HOURS)
+    token.add_argument("--var-dir", type=Path, default=DEFAULT_VAR_DIR, help="as for run")
+    keys = commands.add_parser(
+        "keys", help="make a key pair (signing-key.pem, jwks.json) unless one is there"
+    )
+    keys.add_argument("--dir", type=Path, required=True, help="where the key pair goes")
+    keys.add_argument("--owner", default="", help="UID:GID to hand the files to (as root)")
     args = parser.parse_args(argv)
+    if args.command == "token":
+        return _token_command(args, token)
+    if args.command == "keys":
+        return _keys_command(args, keys)
     configure_logging("launcher", Settings().log_level)
     if args.command == "run":
         return asyncio.run(

@@ -12,11 +12,12 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
 
 from runtime.kernel.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from runtime.kernel.identity import Principal, Role
 from runtime.kernel.validation import Validator
 from warehouse.geo import GeoPoint, great_circle_km, validate_point
 
@@ -174,6 +175,7 @@ class WarehouseRegistered:
     capacity: Space
     services: tuple[LogisticsService, ...]
     publicly_recognised: bool
+    operator_id: str
 
 
 @dataclass(frozen=True)
@@ -375,10 +377,9 @@ def suspension(code: str, why: str, check: Validator) -> Suspension:
 
 @dataclass(frozen=True)
 class Booking:
-    """A request to hold space on every day of a period."""
+    """A request to hold space on every day of a period, for the exporter calling."""
 
     warehouse_code: str
-    exporter_credit_code: str
     space: Space
     period: Period
 
@@ -393,22 +394,14 @@ class Booking:
             )
 
 
-def booking(
-    code: str,
-    exporter_credit_code: str,
-    space: Space,
-    start_date: str,
-    end_date: str,
-    check: Validator,
-) -> Booking:
-    """Everything about a booking request that does not depend on the day it arrives;
-    see Booking.require_start_not_past() for the rest."""
+def booking(code: str, space: Space, start_date: str, end_date: str, check: Validator) -> Booking:
+    """Everything about a booking request that does not depend on the day it arrives
+    or on who asks; see Booking.require_start_not_past() and Warehouse.reserve()."""
     code = warehouse_code(code, check, "warehouse_code")
-    exporter = check.credit_code(exporter_credit_code, "exporter_credit_code")
     _space_bounds(space, check, "space")
     held = period(start_date, end_date, check, "start_date", "end_date")
     # The placeholder period stands only beside a violation: the caller raises then.
-    return Booking(code, exporter, space, held or Period(date.min, date.min))
+    return Booking(code, space, held or Period(date.min, date.min))
 
 
 @dataclass(frozen=True)
@@ -428,22 +421,43 @@ class ReservationFilter:
     warehouse_code: str
     exporter_credit_code: str
     status: ReservationStatus | None
+    # When not empty: only reservations of these warehouses (an operator's own).
+    among_warehouses: tuple[str, ...] = ()
 
 
 def reservation_filter(
     code: str, exporter_credit_code: str, status: int, check: Validator
 ) -> ReservationFilter:
-    # Listing every reservation of every warehouse is the bureau's job, from the events.
-    check.require(
-        bool(code.strip() or exporter_credit_code.strip()),
-        "warehouse_code",
-        "name a warehouse or an exporter_credit_code",
-    )
+    """What a request asks for; visible_reservations() narrows it to what its caller
+    may see."""
     return ReservationFilter(
         code.strip().upper(),
         exporter_credit_code.strip().upper(),
         check.member(status, ReservationStatus, "status", required=False),
     )
+
+
+def visible_reservations(
+    which: ReservationFilter, viewer: Principal, operated: Collection[str]
+) -> ReservationFilter | None:
+    """The part of ``which`` that ``viewer`` may see, given the codes of the
+    warehouses it operates; None when that is nothing. An exporter sees its own
+    reservations whatever exporter it names, an operator those of its warehouses."""
+    if viewer.is_officer:
+        # Listing every reservation of every warehouse is the bureau's job, from the
+        # events.
+        if not (which.warehouse_code or which.exporter_credit_code):
+            raise InvalidArgument(
+                FieldViolation("warehouse_code", "name a warehouse or an exporter_credit_code")
+            )
+        return which
+    if viewer.role is Role.EXPORTER and viewer.party:
+        return replace(which, exporter_credit_code=viewer.party)
+    if viewer.role is Role.OPERATOR and viewer.party and operated:
+        if which.warehouse_code:
+            return which if which.warehouse_code in operated else None
+        return replace(which, among_warehouses=tuple(sorted(operated)))
+    return None
 
 
 # The registry.
@@ -490,13 +504,19 @@ class Warehouse:
     suspension_reason: str
     registered_at: datetime
     updated_at: datetime
+    # The operator id that registered it; empty for a warehouse stored before
+    # operators were identified, which no operator may change: officers can still
+    # suspend and reactivate it (and read its utilisation) until it is handed over.
+    operator_id: str = ""
 
     @classmethod
     def register(
-        cls, command: Registration, now: datetime
+        cls, command: Registration, operator_id: str, now: datetime
     ) -> tuple[Warehouse, tuple[WarehouseRegistered]]:
-        """A new warehouse takes bookings at once."""
-        warehouse = cls(command.code, command.profile, WarehouseStatus.ACTIVE, "", now, now)
+        """A new warehouse, operated by ``operator_id``, takes bookings at once."""
+        warehouse = cls(
+            command.code, command.profile, WarehouseStatus.ACTIVE, "", now, now, operator_id
+        )
         profile = command.profile
         registered = WarehouseRegistered(
             code=command.code,
@@ -506,8 +526,18 @@ class Warehouse:
             capacity=profile.capacity,
             services=_known_services(profile),
             publicly_recognised=profile.recognition is not None,
+            operator_id=operator_id,
         )
         return warehouse, (registered,)
+
+    def operated_by(self, principal: Principal) -> bool:
+        """Whether ``principal`` is this warehouse's operator."""
+        return principal.acts_for(Role.OPERATOR, self.operator_id)
+
+    def supervised_by(self, principal: Principal) -> bool:
+        """Whether ``principal`` may suspend, reactivate and watch this warehouse: its
+        operator, or an officer supervising the registry."""
+        return self.operated_by(principal) or principal.is_officer
 
     def update(self, command: ProfileUpdate, now: datetime) -> ProfileChange:
         """Merge the masked fields of the draft into the profile and validate the result,
@@ -542,13 +572,17 @@ class Warehouse:
             if not reserved.within(capacity):
                 raise FailedPrecondition(
                     f"warehouse {self.code}: the new capacity of {capacity.describe()} is "
-                    f"below the {reserved.describe()} already reserved on {day.isoformat()}"
+                    f"below the {reserved.describe()} already reserved on {day.isoformat()}",
+                    reason="CAPACITY_BELOW_RESERVED",
                 )
 
     def suspend(self, why: str, now: datetime) -> tuple[Warehouse, tuple[WarehouseSuspended]]:
         """Suspend for a reason the Validator accepted; existing reservations stand."""
         if self.status == WarehouseStatus.SUSPENDED:
-            raise FailedPrecondition(f"warehouse {self.code} is already suspended")
+            raise FailedPrecondition(
+                f"warehouse {self.code} is already suspended",
+                reason="WAREHOUSE_ALREADY_SUSPENDED",
+            )
         suspended = replace(
             self, status=WarehouseStatus.SUSPENDED, suspension_reason=why, updated_at=now
         )
@@ -556,7 +590,10 @@ class Warehouse:
 
     def reactivate(self, now: datetime) -> tuple[Warehouse, tuple[WarehouseReactivated]]:
         if self.status == WarehouseStatus.ACTIVE:
-            raise FailedPrecondition(f"warehouse {self.code} is active, not suspended")
+            raise FailedPrecondition(
+                f"warehouse {self.code} is active, not suspended",
+                reason="WAREHOUSE_NOT_SUSPENDED",
+            )
         active = replace(self, status=WarehouseStatus.ACTIVE, suspension_reason="", updated_at=now)
         return active, (WarehouseReactivated(self.code, self.profile.country_code),)
 
@@ -564,31 +601,35 @@ class Warehouse:
         if self.status == WarehouseStatus.SUSPENDED:
             raise FailedPrecondition(
                 f"warehouse {self.code} is suspended ({self.suspension_reason}) "
-                "and takes no bookings"
+                "and takes no bookings",
+                reason="WAREHOUSE_SUSPENDED",
             )
 
     def reserve(
         self,
         reservation_id: str,
         request: Booking,
+        exporter_credit_code: str,
         reserved_by_day: Mapping[date, Space],
         now: datetime,
     ) -> tuple[Reservation, tuple[CapacityReserved]]:
-        """The reservation, when the warehouse takes bookings and has the space on every
-        day of the period given what ``reserved_by_day`` says those days hold."""
+        """The exporter's reservation, when the warehouse takes bookings and has the
+        space on every day of the period given what ``reserved_by_day`` says those days
+        hold."""
         self.require_bookable()
         shortfall = first_shortfall(
             self.profile.capacity, reserved_by_day, request.period, request.space
         )
         if shortfall is not None:
             raise FailedPrecondition(
-                f"not enough space in warehouse {self.code} {shortfall.describe()}"
+                f"not enough space in warehouse {self.code} {shortfall.describe()}",
+                reason="INSUFFICIENT_CAPACITY",
             )
         reservation = Reservation(
             reservation_id=reservation_id,
             warehouse_code=self.code,
             country_code=self.profile.country_code,
-            exporter_credit_code=request.exporter_credit_code,
+            exporter_credit_code=exporter_credit_code,
             space=request.space,
             period=request.period,
             status=ReservationStatus.CONFIRMED,
@@ -671,16 +712,24 @@ class Reservation:
     cancelled_at: datetime | None = None
     cancellation_reason: str = ""
 
+    def held_by(self, principal: Principal) -> bool:
+        """Whether ``principal`` is the exporter holding this reservation."""
+        return principal.acts_for(Role.EXPORTER, self.exporter_credit_code)
+
     def cancel(self, why: str, now: datetime) -> tuple[Reservation, tuple[ReservationCancelled]]:
         """Cancel, for a reason the Validator accepted, before the first day: once a
         reservation has started its space was used."""
         if self.status == ReservationStatus.CANCELLED:
-            raise FailedPrecondition(f"reservation {self.reservation_id} is already cancelled")
+            raise FailedPrecondition(
+                f"reservation {self.reservation_id} is already cancelled",
+                reason="RESERVATION_CANCELLED",
+            )
         if self.period.start <= now.date():
             raise FailedPrecondition(
                 f"reservation {self.reservation_id} started on "
                 f"{self.period.start.isoformat()}; only one that has not started can be "
-                "cancelled"
+                "cancelled",
+                reason="RESERVATION_STARTED",
             )
         cancelled = replace(
             self, status=ReservationStatus.CANCELLED, cancelled_at=now, cancellation_reason=why

@@ -170,7 +170,6 @@ def booking(request: api.ReserveCapacityRequest) -> Booking:
         check.request_id(request.request_id)
         return domain.booking(
             request.warehouse_code,
-            request.exporter_credit_code,
             space(request.space),
             request.start_date,
             request.end_date,
@@ -263,6 +262,7 @@ def warehouse_message(warehouse: Warehouse) -> pb.Warehouse:
         suspension_reason=warehouse.suspension_reason,
         registered_at=timestamp(warehouse.registered_at),
         updated_at=timestamp(warehouse.updated_at),
+        operator_id=warehouse.operator_id,
     )
 
 
@@ -377,6 +377,7 @@ def encode_event(event: object) -> OutgoingEvent:
                     capacity_cubic_metres=event.capacity.cubic_metres,
                     services=list(event.services),
                     publicly_recognised=event.publicly_recognised,
+                    operator_id=event.operator_id,
                 ),
                 event.code,
             )

@@ -54,6 +54,7 @@ class LoadGuardTripped(RuntimeError):
 async def ensure_indexes(db: AsyncDatabase) -> None:
     await db[WAREHOUSES].create_index([("served_countries", ASCENDING), ("status", ASCENDING)])
     await db[WAREHOUSES].create_index([("country_code", ASCENDING), ("status", ASCENDING)])
+    await db[WAREHOUSES].create_index([("operator_id", ASCENDING)])
     await db[DAY_LOADS].create_index([("warehouse_code", ASCENDING), ("day", ASCENDING)])
     for owner in ("warehouse_code", "exporter_credit_code"):
         await db[RESERVATIONS].create_index([(owner, ASCENDING), *RESERVATION_ORDER])
@@ -89,6 +90,13 @@ class WarehouseStore:
     async def warehouse(self, code: str) -> Warehouse | None:
         doc = await self._warehouses.find_one({"_id": code}, session=self._session)
         return None if doc is None else _warehouse_from(doc)
+
+    async def warehouses_operated_by(self, operator_id: str) -> list[str]:
+        """The codes of the warehouses ``operator_id`` operates."""
+        cursor = self._warehouses.find(
+            {"operator_id": operator_id}, projection={"_id": True}, session=self._session
+        )
+        return [doc["_id"] async for doc in cursor]
 
     async def find_candidates(self, criteria: SearchCriteria) -> list[Warehouse]:
         """Warehouses matching the parts of a search the database can filter on;
@@ -256,6 +264,8 @@ class WarehouseStore:
         query: Document = {}
         if which.warehouse_code:
             query["warehouse_code"] = which.warehouse_code
+        elif which.among_warehouses:
+            query["warehouse_code"] = {"$in": list(which.among_warehouses)}
         if which.exporter_credit_code:
             query["exporter_credit_code"] = which.exporter_credit_code
         if which.status is not None:
@@ -300,6 +310,7 @@ def _warehouse_document(warehouse: Warehouse) -> Document:
         "suspension_reason": warehouse.suspension_reason,
         "registered_at": warehouse.registered_at,
         "updated_at": warehouse.updated_at,
+        "operator_id": warehouse.operator_id,
     }
 
 
@@ -333,6 +344,9 @@ def _warehouse_from(doc: Document) -> Warehouse:
         suspension_reason=doc["suspension_reason"],
         registered_at=doc["registered_at"],
         updated_at=doc["updated_at"],
+        # Absent from warehouses stored before operators were identified: operated by
+        # nobody, so only officers may suspend or reactivate them.
+        operator_id=doc.get("operator_id", ""),
     )
 
 

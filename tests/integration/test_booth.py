@@ -1,4 +1,5 @@
-"""The booth service through real gRPC on real Kafka and MongoDB."""
+"""The booth service through real gRPC on real Kafka and MongoDB, each call made as the
+principal it is for: officers run fairs, exporters apply, the expo asks who exhibits."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from pymongo import AsyncMongoClient
 
 import booth.grpc_api
 from chuhai.booth.v1 import booth_service_pb2 as pb
@@ -18,11 +20,13 @@ from chuhai.booth.v1 import booth_service_pb2_grpc as pb_grpc
 from chuhai.booth.v1 import resources_pb2 as res
 from runtime.adapters.events import decode_envelope
 from runtime.adapters.grpc_errors import field_violations
+from runtime.adapters.outbox import OUTBOX_COLLECTION
 from runtime.adapters.service import ServiceHost
 from runtime.adapters.settings import Settings
 from runtime.adapters.topics import BOOTH_APPLICATIONS, BOOTH_FAIRS
 from tests.credit_codes import random_credit_code
 from tests.fakes import ShiftedClock
+from tests.identity import Identities
 from tests.kafka_reading import read_records
 
 pytestmark = pytest.mark.integration
@@ -90,7 +94,10 @@ def fair_request(
     )
 
 
-async def register_exporters(stub: pb_grpc.BoothServiceStub, count: int, seed: int) -> list[str]:
+async def register_exporters(
+    stub: pb_grpc.BoothServiceStub, count: int, *, seed: int, identities: Identities
+) -> list[str]:
+    """``count`` firms, each registering itself with its own token."""
     rng = random.Random(seed)
     codes = [random_credit_code(rng) for _ in range(count)]
 
@@ -110,6 +117,7 @@ async def register_exporters(stub: pb_grpc.BoothServiceStub, count: int, seed: i
                     past_fairs=[f"Canton Fair {n}" for n in range(rng.randrange(0, 4))],
                 ),
             ),
+            metadata=identities.exporter(code),
             timeout=30,
         )
 
@@ -123,12 +131,17 @@ async def register_exporters(stub: pb_grpc.BoothServiceStub, count: int, seed: i
     return codes
 
 
-async def list_all(stub: pb_grpc.BoothServiceStub, **filters: object) -> list[res.BoothApplication]:
+async def list_all(
+    stub: pb_grpc.BoothServiceStub, identities: Identities, **filters: object
+) -> list[res.BoothApplication]:
+    """Every application the filters select, as an officer sees them."""
     found: list[res.BoothApplication] = []
     token = ""
     while True:
         page = await stub.ListApplications(
-            pb.ListApplicationsRequest(page_size=40, page_token=token, **filters), timeout=30
+            pb.ListApplicationsRequest(page_size=40, page_token=token, **filters),
+            metadata=identities.officer(),
+            timeout=30,
         )
         found.extend(page.applications)
         token = page.next_page_token
@@ -137,42 +150,51 @@ async def list_all(stub: pb_grpc.BoothServiceStub, **filters: object) -> list[re
 
 
 async def submit(
-    stub: pb_grpc.BoothServiceStub, fair_id: str, code: str
+    stub: pb_grpc.BoothServiceStub, identities: Identities, fair_id: str, code: str
 ) -> pb.SubmitApplicationResponse:
+    """The firm ``code`` applies, with its own token."""
     return await stub.SubmitApplication(
         pb.SubmitApplicationRequest(
             request_id=f"apply-{fair_id}-{code}",
             fair_id=fair_id,
-            credit_code=code,
             booth_type=STANDARD,
             main_product_hs_code=HAIR,
         ),
+        metadata=identities.exporter(code),
         timeout=60,
     )
 
 
 async def test_xuchang_delegation_allocates_43_booths_to_127_firms(
-    stub: pb_grpc.BoothServiceStub, settings: Settings, unique: str
+    stub: pb_grpc.BoothServiceStub, settings: Settings, unique: str, identities: Identities
 ) -> None:
     fair_id = f"canton-139-{unique}"
-    codes = await register_exporters(stub, 127, seed=139)
-    await stub.CreateFair(fair_request(fair_id), timeout=10)
+    officer = identities.officer()
+    codes = await register_exporters(stub, 127, seed=139, identities=identities)
+    await stub.CreateFair(fair_request(fair_id), metadata=officer, timeout=10)
     await stub.OpenFair(
-        pb.OpenFairRequest(request_id=f"open-{fair_id}", fair_id=fair_id), timeout=10
+        pb.OpenFairRequest(request_id=f"open-{fair_id}", fair_id=fair_id),
+        metadata=officer,
+        timeout=10,
     )
 
-    await asyncio.gather(*(submit(stub, fair_id, code) for code in codes))
+    await asyncio.gather(*(submit(stub, identities, fair_id, code) for code in codes))
     result = await stub.RunAllocation(
         pb.RunAllocationRequest(
             request_id=f"alloc-{fair_id}", fair_id=fair_id, booth_type=STANDARD
         ),
+        metadata=officer,
         timeout=60,
     )
 
     assert (result.quota, result.allocated_total, result.newly_allocated) == (43, 43, 43)
     assert result.newly_waitlisted == 84
-    allocated = await list_all(stub, fair_id=fair_id, state=res.APPLICATION_STATE_ALLOCATED)
-    waitlisted = await list_all(stub, fair_id=fair_id, state=res.APPLICATION_STATE_WAITLISTED)
+    allocated = await list_all(
+        stub, identities, fair_id=fair_id, state=res.APPLICATION_STATE_ALLOCATED
+    )
+    waitlisted = await list_all(
+        stub, identities, fair_id=fair_id, state=res.APPLICATION_STATE_WAITLISTED
+    )
     assert len(allocated) == 43 and len(waitlisted) == 84
     assert len({a.booth_number for a in allocated}) == 43
     # Score order: the waitlist is ranked, and nobody waiting outranks a booth holder.
@@ -187,16 +209,20 @@ async def test_xuchang_delegation_allocates_43_booths_to_127_firms(
             application_id=leaving.application_id,
             reason="production capacity",
         ),
+        metadata=identities.exporter(leaving.credit_code),
         timeout=30,
     )
     assert withdrawal.application.state == res.APPLICATION_STATE_WITHDRAWN
     assert withdrawal.application.penalty_fen == 0  # before the allocation deadline
     assert withdrawal.promoted.application_id == waitlisted[0].application_id
     assert withdrawal.promoted.booth_number == leaving.booth_number
-    fair = await stub.GetFair(pb.GetFairRequest(fair_id=fair_id), timeout=10)
+    fair = await stub.GetFair(
+        pb.GetFairRequest(fair_id=fair_id), metadata=identities.exporter(codes[0]), timeout=10
+    )
     assert list(fair.allocated) == [43]
     status = await stub.GetExhibitorStatus(
         pb.GetExhibitorStatusRequest(credit_code=waitlisted[0].credit_code, fair_id=fair_id),
+        metadata=identities.service("expo"),
         timeout=10,
     )
     assert status.exhibitor and status.booth_number == leaving.booth_number
@@ -235,13 +261,16 @@ async def test_xuchang_delegation_allocates_43_booths_to_127_firms(
 
 
 async def test_quota_holds_under_250_concurrent_operations(
-    stub: pb_grpc.BoothServiceStub, settings: Settings, unique: str, mongo
+    stub: pb_grpc.BoothServiceStub, unique: str, identities: Identities
 ) -> None:
     fair_id = f"contention-{unique}"
-    codes = await register_exporters(stub, 150, seed=7)
-    await stub.CreateFair(fair_request(fair_id), timeout=10)
+    officer = identities.officer()
+    codes = await register_exporters(stub, 150, seed=7, identities=identities)
+    await stub.CreateFair(fair_request(fair_id), metadata=officer, timeout=10)
     await stub.OpenFair(
-        pb.OpenFairRequest(request_id=f"open-{fair_id}", fair_id=fair_id), timeout=10
+        pb.OpenFairRequest(request_id=f"open-{fair_id}", fair_id=fair_id),
+        metadata=officer,
+        timeout=10,
     )
     rng = random.Random(43)
     runs = 0
@@ -253,14 +282,17 @@ async def test_quota_holds_under_250_concurrent_operations(
             pb.RunAllocationRequest(
                 request_id=f"alloc-{fair_id}-{runs}", fair_id=fair_id, booth_type=STANDARD
             ),
+            metadata=officer,
             timeout=120,
         )
 
-    first_wave = [submit(stub, fair_id, code) for code in codes] + [allocate() for _ in range(30)]
+    first_wave = [submit(stub, identities, fair_id, code) for code in codes] + [
+        allocate() for _ in range(30)
+    ]
     rng.shuffle(first_wave)
     await asyncio.gather(*first_wave)
 
-    live = await list_all(stub, fair_id=fair_id)
+    live = await list_all(stub, identities, fair_id=fair_id)
     holders = [a for a in live if a.state == res.APPLICATION_STATE_ALLOCATED]
     waiting = [a for a in live if a.state == res.APPLICATION_STATE_WAITLISTED]
 
@@ -270,6 +302,7 @@ async def test_quota_holds_under_250_concurrent_operations(
                 request_id=f"w-{application.application_id}",
                 application_id=application.application_id,
             ),
+            metadata=identities.exporter(application.credit_code),
             timeout=120,
         )
 
@@ -281,6 +314,7 @@ async def test_quota_holds_under_250_concurrent_operations(
                     application_id=application.application_id,
                     reason="documents incomplete",
                 ),
+                metadata=officer,
                 timeout=120,
             )
         except grpc.aio.AioRpcError as error:
@@ -298,7 +332,7 @@ async def test_quota_holds_under_250_concurrent_operations(
     assert len(first_wave) + len(second_wave) >= 250
     await allocate()
 
-    final = await list_all(stub, fair_id=fair_id)
+    final = await list_all(stub, identities, fair_id=fair_id)
     states = Counter(a.state for a in final)
     assert states[res.APPLICATION_STATE_ALLOCATED] == 43
     assert states[res.APPLICATION_STATE_WITHDRAWN] == 45
@@ -309,81 +343,87 @@ async def test_quota_holds_under_250_concurrent_operations(
     assert len(set(numbers)) == 43
     waitlist = [a for a in final if a.state == res.APPLICATION_STATE_WAITLISTED]
     assert [a.waitlist_position for a in waitlist] == list(range(1, len(waitlist) + 1))
-    fair = await stub.GetFair(pb.GetFairRequest(fair_id=fair_id), timeout=10)
+    fair = await stub.GetFair(pb.GetFairRequest(fair_id=fair_id), metadata=officer, timeout=10)
     assert list(fair.allocated) == [43]
 
 
 async def test_bad_and_late_requests_get_clear_statuses(
-    stub: pb_grpc.BoothServiceStub, unique: str
+    stub: pb_grpc.BoothServiceStub, unique: str, identities: Identities
 ) -> None:
-    [code] = await register_exporters(stub, 1, seed=1)
+    [code] = await register_exporters(stub, 1, seed=1, identities=identities)
+    officer, applicant = identities.officer(), identities.exporter(code)
     late = f"late-{unique}"
     await stub.CreateFair(
         fair_request(
             late, application_deadline=-timedelta(days=1), allocation_deadline=timedelta(0)
         ),
+        metadata=officer,
         timeout=10,
     )
     with pytest.raises(grpc.aio.AioRpcError) as not_open:
-        await submit(stub, late, code)
+        await submit(stub, identities, late, code)
     assert not_open.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "not open" in not_open.value.details()
-    await stub.OpenFair(pb.OpenFairRequest(request_id=f"open-{late}", fair_id=late), timeout=10)
+    await stub.OpenFair(
+        pb.OpenFairRequest(request_id=f"open-{late}", fair_id=late), metadata=officer, timeout=10
+    )
     with pytest.raises(grpc.aio.AioRpcError) as after_deadline:
-        await submit(stub, late, code)
+        await submit(stub, identities, late, code)
     assert after_deadline.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "closed at" in after_deadline.value.details()
 
     fair_id = f"ok-{unique}"
-    await stub.CreateFair(fair_request(fair_id), timeout=10)
+    await stub.CreateFair(fair_request(fair_id), metadata=officer, timeout=10)
     await stub.OpenFair(
-        pb.OpenFairRequest(request_id=f"open-{fair_id}", fair_id=fair_id), timeout=10
+        pb.OpenFairRequest(request_id=f"open-{fair_id}", fair_id=fair_id),
+        metadata=officer,
+        timeout=10,
     )
     with pytest.raises(grpc.aio.AioRpcError) as wrong_zone:
         await stub.SubmitApplication(
             pb.SubmitApplicationRequest(
                 request_id="z",
                 fair_id=fair_id,
-                credit_code=code,
                 booth_type=STANDARD,
                 main_product_hs_code="090111",
             ),
+            metadata=applicant,
             timeout=10,
         )
     assert wrong_zone.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "no exhibition zone" in field_violations(wrong_zone.value)["main_product_hs_code"]
     with pytest.raises(grpc.aio.AioRpcError) as unknown_fair:
-        await submit(stub, f"nope-{unique}", code)
+        await submit(stub, identities, f"nope-{unique}", code)
     assert unknown_fair.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.aio.AioRpcError) as bad_fair:
         request = fair_request(f"bad-{unique}", quota=0)
         request.zones.add(code="X", name="overlap", hs_headings=["6704"])
-        await stub.CreateFair(request, timeout=10)
+        await stub.CreateFair(request, metadata=officer, timeout=10)
     assert set(field_violations(bad_fair.value)) == {
         "booth_quotas[0].quota",
         "zones[2].hs_headings",
     }
 
-    first = await submit(stub, fair_id, code)
+    first = await submit(stub, identities, fair_id, code)
     assert first.application.zone_code == "H2"
-    again = await submit(stub, fair_id, code)  # same request id: the first answer again
+    again = await submit(stub, identities, fair_id, code)  # same id: the first answer again
     assert again == first
     with pytest.raises(grpc.aio.AioRpcError) as duplicate:
         await stub.SubmitApplication(
             pb.SubmitApplicationRequest(
                 request_id="another",
                 fair_id=fair_id,
-                credit_code=code,
                 booth_type=STANDARD,
                 main_product_hs_code=MOTORS,
             ),
+            metadata=applicant,
             timeout=10,
         )
     assert duplicate.value.code() == grpc.StatusCode.ALREADY_EXISTS
 
 
 async def test_withdrawal_costs_half_the_fee_after_the_deadline_and_all_of_it_once_open(
-    settings: Settings, unique: str
+    settings: Settings, unique: str, identities: Identities
 ) -> None:
     clock = ShiftedClock()
     host = ServiceHost("booth", booth.grpc_api.build, settings, clock=clock)
@@ -391,7 +431,8 @@ async def test_withdrawal_costs_half_the_fee_after_the_deadline_and_all_of_it_on
     try:
         async with grpc.aio.insecure_channel(host.server.address) as channel:
             stub = pb_grpc.BoothServiceStub(channel)
-            first, second = await register_exporters(stub, 2, seed=3)
+            officer = identities.officer()
+            first, second = await register_exporters(stub, 2, seed=3, identities=identities)
             fair_id = f"penalty-{unique}"
             await stub.CreateFair(
                 fair_request(
@@ -401,22 +442,29 @@ async def test_withdrawal_costs_half_the_fee_after_the_deadline_and_all_of_it_on
                     allocation_deadline=timedelta(hours=1),
                     fee_fen=3_000_000,
                 ),
+                metadata=officer,
                 timeout=10,
             )
-            await stub.OpenFair(pb.OpenFairRequest(request_id="o", fair_id=fair_id), timeout=10)
-            await submit(stub, fair_id, first)
-            await submit(stub, fair_id, second)
+            await stub.OpenFair(
+                pb.OpenFairRequest(request_id="o", fair_id=fair_id), metadata=officer, timeout=10
+            )
+            await submit(stub, identities, fair_id, first)
+            await submit(stub, identities, fair_id, second)
             await stub.RunAllocation(
                 pb.RunAllocationRequest(request_id="a", fair_id=fair_id, booth_type=STANDARD),
+                metadata=officer,
                 timeout=10,
             )
-            [holder] = await list_all(stub, fair_id=fair_id, state=res.APPLICATION_STATE_ALLOCATED)
+            [holder] = await list_all(
+                stub, identities, fair_id=fair_id, state=res.APPLICATION_STATE_ALLOCATED
+            )
 
             clock.offset = timedelta(days=2)  # past the allocation deadline, before opening
             withdrawal = await stub.WithdrawApplication(
                 pb.WithdrawApplicationRequest(
                     request_id="w1", application_id=holder.application_id
                 ),
+                metadata=identities.exporter(holder.credit_code),
                 timeout=10,
             )
             assert withdrawal.application.penalty_fen == 1_500_000
@@ -428,6 +476,7 @@ async def test_withdrawal_costs_half_the_fee_after_the_deadline_and_all_of_it_on
                 pb.WithdrawApplicationRequest(
                     request_id="w2", application_id=promoted.application_id
                 ),
+                metadata=identities.exporter(promoted.credit_code),
                 timeout=10,
             )
             assert late.application.penalty_fen == 3_000_000
@@ -437,10 +486,62 @@ async def test_withdrawal_costs_half_the_fee_after_the_deadline_and_all_of_it_on
                     pb.WithdrawApplicationRequest(
                         request_id="w3", application_id=promoted.application_id
                     ),
+                    metadata=identities.exporter(promoted.credit_code),
                     timeout=10,
                 )
             assert twice.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-            fair = await stub.GetFair(pb.GetFairRequest(fair_id=fair_id), timeout=10)
+            fair = await stub.GetFair(
+                pb.GetFairRequest(fair_id=fair_id), metadata=officer, timeout=10
+            )
             assert list(fair.allocated) == [0]
     finally:
         await host.stop()
+
+
+async def test_a_submission_is_recorded_as_the_exporter_that_made_it(
+    stub: pb_grpc.BoothServiceStub,
+    settings: Settings,
+    unique: str,
+    identities: Identities,
+    mongo: AsyncMongoClient,
+) -> None:
+    [code] = await register_exporters(stub, 1, seed=21, identities=identities)
+    fair_id = f"audit-{unique}"
+    officer = identities.officer()
+    await stub.CreateFair(fair_request(fair_id), metadata=officer, timeout=10)
+    await stub.OpenFair(
+        pb.OpenFairRequest(request_id=f"open-{fair_id}", fair_id=fair_id),
+        metadata=officer,
+        timeout=10,
+    )
+    submitted = (await submit(stub, identities, fair_id, code)).application
+    await stub.RunAllocation(
+        pb.RunAllocationRequest(request_id=f"a-{fair_id}", fair_id=fair_id, booth_type=STANDARD),
+        metadata=officer,
+        timeout=30,
+    )
+
+    # The application's history names the callers, and the platform for the scoring.
+    assert submitted.credit_code == code
+    allocated = await stub.GetApplication(
+        pb.GetApplicationRequest(application_id=submitted.application_id),
+        metadata=identities.exporter(code),
+        timeout=10,
+    )
+    assert [(t.state, t.by) for t in allocated.application.history] == [
+        (res.APPLICATION_STATE_SUBMITTED, f"exporter:exporter-{code}"),
+        (res.APPLICATION_STATE_SCORED, "service:chuhai"),
+        (res.APPLICATION_STATE_ALLOCATED, "officer:officer-1"),
+    ]
+
+    # Its event's envelope names the exporter's token, as the outbox holds it.
+    outbox = mongo.get_database(settings.database_name("booth"))[OUTBOX_COLLECTION]
+    envelopes = [
+        decode_envelope(bytes(doc["envelope"]))
+        async for doc in outbox.find({"key": submitted.application_id})
+    ]
+    actors = {
+        e.WhichOneof("payload"): (e.actor.role, e.actor.party, e.actor.subject) for e in envelopes
+    }
+    assert actors["booth_application_submitted"] == ("exporter", code, f"exporter-{code}")
+    assert actors["booth_allocated"] == ("officer", "", "officer-1")

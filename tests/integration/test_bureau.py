@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -44,7 +45,10 @@ from runtime.adapters.outbox import OUTBOX_COLLECTION, Outbox, OutboxRelay, Tran
 from runtime.adapters.service import ServiceHost
 from runtime.adapters.settings import Settings
 from runtime.adapters.topics import EXPO_VISITS, provision_topics
-from tests.integration.test_booth import fair_request, register_exporters
+from runtime.kernel.identity import Role
+from tests.credit_codes import random_credit_code
+from tests.identity import Identities
+from tests.integration.test_booth import fair_request
 from tests.kafka_reading import read_records
 from tests.unit.test_bureau_upcast import assert_figures_of_the_mixed_history, mixed_history
 from tests.waiting import eventually
@@ -81,8 +85,29 @@ class Scenario:
     intents: int
 
 
-async def play_small_case(settings: Settings, unique: str) -> Scenario:
-    """A miniature of the Xuchang case through the real booth and expo services."""
+async def register_exporter(
+    booths: booth_grpc.BoothServiceStub, identities: Identities, code: str
+) -> None:
+    """An exporter registers itself: its token's credit code is the one it registers."""
+    await booths.RegisterExporter(
+        booth_pb.RegisterExporterRequest(
+            request_id=f"reg-{code}",
+            credit_code=code,
+            profile=booth_pb.ExporterProfile(
+                name=f"许昌出口企业 {code[-4:]}",
+                district="建安区",
+                industry="hair products",
+                main_products=[booth_res.Product(name="human hair wigs", hs_code="670420")],
+            ),
+        ),
+        metadata=identities.exporter(code),
+        timeout=30,
+    )
+
+
+async def play_small_case(settings: Settings, unique: str, identities: Identities) -> Scenario:
+    """A miniature of the Xuchang case through the real booth and expo services, each
+    call made by the principal who would make it."""
     booth_host = ServiceHost("booth", booth.grpc_api.build, settings)
     await booth_host.start()
     expo_host = ServiceHost(
@@ -91,6 +116,7 @@ async def play_small_case(settings: Settings, unique: str) -> Scenario:
         settings.model_copy(update={"booth_grpc_target": booth_host.server.address}),
     )
     await expo_host.start()
+    officer = identities.officer()
     try:
         async with (
             grpc.aio.insecure_channel(booth_host.server.address) as booth_channel,
@@ -98,27 +124,32 @@ async def play_small_case(settings: Settings, unique: str) -> Scenario:
         ):
             booths = booth_grpc.BoothServiceStub(booth_channel)
             expo_stub = expo_grpc.ExpoServiceStub(expo_channel)
-            codes = await register_exporters(booths, 6, seed=21)
+            rng = random.Random(21)
+            codes = [random_credit_code(rng) for _ in range(6)]
+            await asyncio.gather(*(register_exporter(booths, identities, c) for c in codes))
             fair_id = f"canton-{unique}"
-            await booths.CreateFair(fair_request(fair_id, quota=4), timeout=10)
+            await booths.CreateFair(fair_request(fair_id, quota=4), metadata=officer, timeout=10)
             await booths.OpenFair(
-                booth_pb.OpenFairRequest(request_id="o", fair_id=fair_id), timeout=10
+                booth_pb.OpenFairRequest(request_id="o", fair_id=fair_id),
+                metadata=officer,
+                timeout=10,
             )
             for code in codes:
                 await booths.SubmitApplication(
                     booth_pb.SubmitApplicationRequest(
                         request_id=f"a-{code}",
                         fair_id=fair_id,
-                        credit_code=code,
                         booth_type=booth_res.BOOTH_TYPE_STANDARD,
                         main_product_hs_code="670420",
                     ),
+                    metadata=identities.exporter(code),
                     timeout=10,
                 )
             await booths.RunAllocation(
                 booth_pb.RunAllocationRequest(
                     request_id="r", fair_id=fair_id, booth_type=booth_res.BOOTH_TYPE_STANDARD
                 ),
+                metadata=officer,
                 timeout=30,
             )
             edition_id = f"cloud-{unique}"
@@ -132,21 +163,24 @@ async def play_small_case(settings: Settings, unique: str) -> Scenario:
                     ends_on="2026-12-31",
                     allow_online_only=True,
                 ),
+                metadata=officer,
                 timeout=10,
             )
             await expo_stub.OpenEdition(
-                expo_pb.OpenEditionRequest(request_id="eo", edition_id=edition_id), timeout=10
+                expo_pb.OpenEditionRequest(request_id="eo", edition_id=edition_id),
+                metadata=officer,
+                timeout=10,
             )
             exhibitor = codes[0]
             await expo_stub.JoinEdition(
-                expo_pb.JoinEditionRequest(
-                    request_id="j", edition_id=edition_id, credit_code=exhibitor
-                ),
+                expo_pb.JoinEditionRequest(request_id="j", edition_id=edition_id),
+                metadata=identities.exporter(exhibitor),
                 timeout=20,
             )
             countries = ["DE", "US", "NG", "BR", "DE"]
             buyers = []
             for n, country in enumerate(countries):
+                # A buyer registers before it has a buyer id; its later tokens carry it.
                 reply = await expo_stub.RegisterBuyer(
                     expo_pb.RegisterBuyerRequest(
                         request_id=f"b{n}",
@@ -154,9 +188,11 @@ async def play_small_case(settings: Settings, unique: str) -> Scenario:
                         country=country,
                         buyer_type=expo_res.BUYER_TYPE_NEW,
                     ),
+                    metadata=identities.metadata(Role.BUYER, subject=f"buyer-{unique}-{n}"),
                     timeout=10,
                 )
                 buyers.append(reply.buyer.buyer_id)
+            # The expo's front end records visits for many buyers at once.
             await expo_stub.RecordVisits(
                 expo_pb.RecordVisitsRequest(
                     request_id="v",
@@ -166,6 +202,7 @@ async def play_small_case(settings: Settings, unique: str) -> Scenario:
                         for n, buyer in enumerate(buyers + buyers[:2])
                     ],
                 ),
+                metadata=identities.service("expo-web"),
                 timeout=10,
             )
             deadline = Timestamp()
@@ -175,7 +212,6 @@ async def play_small_case(settings: Settings, unique: str) -> Scenario:
                     expo_pb.SubmitIntentRequest(
                         request_id=f"i{n}",
                         edition_id=edition_id,
-                        buyer_id=buyer,
                         kind=expo_res.INTENT_KIND_INQUIRY,
                         exhibitor_credit_code=exhibitor,
                         hs_code="670420",
@@ -185,6 +221,7 @@ async def play_small_case(settings: Settings, unique: str) -> Scenario:
                         destination_country="DE",
                         deadline=deadline,
                     ),
+                    metadata=identities.metadata(Role.BUYER, buyer, subject=f"buyer-{unique}-{n}"),
                     timeout=10,
                 )
     finally:
@@ -193,9 +230,11 @@ async def play_small_case(settings: Settings, unique: str) -> Scenario:
     return Scenario(exporters=6, allocated=4, buyers=5, countries=4, intents=3)
 
 
-async def headline_of(host: BureauHost) -> tuple[int, ...]:
+async def headline_of(host: BureauHost, identities: Identities) -> tuple[int, ...]:
     async with grpc.aio.insecure_channel(host.server.address) as channel:
-        reply = await pb_grpc.BureauServiceStub(channel).GetStats(pb.GetStatsRequest(), timeout=5)
+        reply = await pb_grpc.BureauServiceStub(channel).GetStats(
+            pb.GetStatsRequest(), metadata=identities.officer(), timeout=5
+        )
     h = reply.headline
     return (h.firms_served, h.booths_allocated, h.countries, h.buyers, h.intents)
 
@@ -217,15 +256,25 @@ def comparable(figures: dict) -> dict:
 
 
 async def test_figures_are_live_exact_under_redelivery_and_equal_a_rebuild(
-    bureau: BureauHost, bureau_settings: Settings, unique: str, mongo: AsyncMongoClient
+    bureau: BureauHost,
+    bureau_settings: Settings,
+    unique: str,
+    mongo: AsyncMongoClient,
+    identities: Identities,
 ) -> None:
+    officer = identities.officer()
+    as_officer = {"Authorization": dict(officer)["authorization"]}
     channel = grpc.aio.insecure_channel(bureau.server.address)
-    watch = pb_grpc.BureauServiceStub(channel).WatchStats(pb.WatchStatsRequest(), timeout=120)
+    watch = pb_grpc.BureauServiceStub(channel).WatchStats(
+        pb.WatchStatsRequest(), metadata=officer, timeout=120
+    )
     first = await watch.read()
     assert first.headline.intents == 0
 
-    case = await play_small_case(bureau_settings, unique)
-    await eventually(lambda: headline_of(bureau), equals=expected(case), within_seconds=60)
+    case = await play_small_case(bureau_settings, unique, identities)
+    await eventually(
+        lambda: headline_of(bureau, identities), equals=expected(case), within_seconds=60
+    )
     # The watch saw the figures move to the same end.
     while (update := await watch.read()).headline.intents < case.intents:
         pass
@@ -234,7 +283,7 @@ async def test_figures_are_live_exact_under_redelivery_and_equal_a_rebuild(
     await channel.close()
 
     async with (
-        aiohttp.ClientSession() as http,
+        aiohttp.ClientSession(headers=as_officer) as http,
         http.get(f"http://127.0.0.1:{bureau.web.port}/api/stats") as reply,
     ):
         stats = await reply.json()
@@ -255,7 +304,7 @@ async def test_figures_are_live_exact_under_redelivery_and_equal_a_rebuild(
         return live.dispatcher.redelivered_count >= applied
 
     await eventually(all_redelivered, equals=True, within_seconds=60)
-    assert await headline_of(bureau) == expected(case)
+    assert await headline_of(bureau, identities) == expected(case)
     assert live.headline().events_applied == applied
     assert live.events_skipped() == 0
 
@@ -264,7 +313,7 @@ async def test_figures_are_live_exact_under_redelivery_and_equal_a_rebuild(
 
     async with grpc.aio.insecure_channel(bureau.server.address) as channel:
         query = await pb_grpc.BureauServiceStub(channel).QueryStats(
-            pb.QueryStatsRequest(country="DE"), timeout=5
+            pb.QueryStatsRequest(country="DE"), metadata=officer, timeout=5
         )
         assert query.intents == 1 and [c.key for c in query.intents_by_country] == ["DE"]
         assert [(b.quota, b.applied, b.allocated, b.waitlisted) for b in query.booths] == [
@@ -275,12 +324,14 @@ async def test_figures_are_live_exact_under_redelivery_and_equal_a_rebuild(
         later, earlier = Timestamp(seconds=2_000_000_000), Timestamp(seconds=1_000_000_000)
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await pb_grpc.BureauServiceStub(channel).QueryStats(
-                pb.QueryStatsRequest(country="XX", since=later, until=earlier), timeout=5
+                pb.QueryStatsRequest(country="XX", since=later, until=earlier),
+                metadata=officer,
+                timeout=5,
             )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert set(field_violations(refused.value)) == {"country", "until"}
     async with (
-        aiohttp.ClientSession() as http,
+        aiohttp.ClientSession(headers=as_officer) as http,
         http.get(
             f"http://127.0.0.1:{bureau.web.port}/api/report.csv",
             params={"since": "2026-13-01", "until": "20261231"},
@@ -293,12 +344,14 @@ async def test_figures_are_live_exact_under_redelivery_and_equal_a_rebuild(
 
 
 async def test_restart_and_poison_records_keep_figures_exact(
-    bureau_settings: Settings, unique: str
+    bureau_settings: Settings, unique: str, identities: Identities
 ) -> None:
     host = BureauHost(bureau_settings)
     await host.start()
-    case = await play_small_case(bureau_settings, unique)
-    await eventually(lambda: headline_of(host), equals=expected(case), within_seconds=60)
+    case = await play_small_case(bureau_settings, unique, identities)
+    await eventually(
+        lambda: headline_of(host, identities), equals=expected(case), within_seconds=60
+    )
     await host.stop()
 
     from aiokafka import AIOKafkaProducer
@@ -312,7 +365,7 @@ async def test_restart_and_poison_records_keep_figures_exact(
     await restarted.start()
     try:
         # Restored from its snapshot before the stream even joins the group.
-        assert await headline_of(restarted) == expected(case)
+        assert await headline_of(restarted, identities) == expected(case)
         dead = await asyncio.to_thread(
             read_records,
             bureau_settings.kafka_bootstrap_servers,
@@ -321,7 +374,7 @@ async def test_restart_and_poison_records_keep_figures_exact(
             within_seconds=60,
         )
         assert dead[0].key == b"junk" and dict(dead[0].headers)["error_type"] == b"UndecodableEvent"
-        assert await headline_of(restarted) == expected(case)
+        assert await headline_of(restarted, identities) == expected(case)
     finally:
         await restarted.stop()
 
@@ -336,13 +389,16 @@ def start_bureau_process(settings: Settings, grpc_port: int, log: Path) -> subpr
         BUREAU_GRPC_PORT=str(grpc_port),
         BUREAU_WEB_PORT="0",
         BUREAU_METRICS_PORT="0",
+        AUTH_ISSUER=settings.auth_issuer,
+        AUTH_AUDIENCE=settings.auth_audience,
+        AUTH_JWKS_FILE=settings.auth_jwks_file,
     )
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "bureau"], env=env, stdout=out, stderr=out)
 
 
 async def test_killed_mid_stream_the_bureau_restarts_exact(
-    bureau_settings: Settings, mongo: AsyncMongoClient, tmp_path: Path
+    bureau_settings: Settings, mongo: AsyncMongoClient, tmp_path: Path, identities: Identities
 ) -> None:
     visits = 6000
     outbox = Outbox(mongo, mongo.get_database(bureau_settings.database_name("expo")), "expo")
@@ -374,7 +430,10 @@ async def test_killed_mid_stream_the_bureau_restarts_exact(
     async def buyers() -> int:
         async with grpc.aio.insecure_channel(target) as channel:
             stub = pb_grpc.BureauServiceStub(channel)
-            return (await stub.GetStats(pb.GetStatsRequest(), timeout=5)).headline.buyers
+            reply = await stub.GetStats(
+                pb.GetStatsRequest(), metadata=identities.officer(), timeout=5
+            )
+            return reply.headline.buyers
 
     bureau_process = start_bureau_process(bureau_settings, port, tmp_path / "bureau.log")
     try:
@@ -396,7 +455,9 @@ async def test_killed_mid_stream_the_bureau_restarts_exact(
         await eventually(buyers, equals=visits, within_seconds=90)
         async with grpc.aio.insecure_channel(target) as channel:
             stub = pb_grpc.BureauServiceStub(channel)
-            headline = (await stub.GetStats(pb.GetStatsRequest(), timeout=5)).headline
+            headline = (
+                await stub.GetStats(pb.GetStatsRequest(), metadata=identities.officer(), timeout=5)
+            ).headline
         assert (headline.buyers, headline.countries, headline.events_applied) == (visits, 2, visits)
     finally:
         bureau_process.send_signal(signal.SIGTERM)

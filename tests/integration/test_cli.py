@@ -1,5 +1,6 @@
 """The installed `chuhai` command, run as a subprocess against the four services running
-in-process on their own Kafka broker: every command once, in the order people use them."""
+in-process on their own Kafka broker: every command once, in the order people use them,
+each person with their own token (CHUHAI_TOKEN, or the one `chuhai login` saved)."""
 
 from __future__ import annotations
 
@@ -24,15 +25,18 @@ import warehouse.grpc_api
 from bureau.host import BureauHost
 from launcher.embedded import EmbeddedInfrastructure
 from runtime.adapters.service import ServiceHost
-from runtime.adapters.settings import Settings
+from runtime.adapters.tokens import DevelopmentKeys
 from runtime.adapters.topics import provision_topics
-from tests.conftest import Infrastructure
+from runtime.kernel.identity import Role
+from tests.conftest import Infrastructure, settings_for
 from tests.credit_codes import random_credit_code
+from tests.identity import Identities
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 CHUHAI = Path(sys.executable).parent / "chuhai"
+OPERATOR_ID = "henan-overseas-logistics"
 
 
 @dataclass(frozen=True)
@@ -72,33 +76,32 @@ class Running:
         return outcome
 
 
+def as_(token: str) -> dict[str, str]:
+    """The environment of a command run by the bearer of ``token``."""
+    return {"CHUHAI_TOKEN": token}
+
+
 @pytest.fixture(scope="module")
 async def running(
-    infra: Infrastructure, tmp_path_factory: pytest.TempPathFactory
+    infra: Infrastructure,
+    tmp_path_factory: pytest.TempPathFactory,
+    identity_keys: DevelopmentKeys,
 ) -> AsyncIterator[Running]:
     """Booth, expo, warehouse and bureau on port 0, on a broker of their own: the bureau
-    and `events tail` see this story's events only."""
+    and `events tail` see this story's events only. The services trust the session's
+    test key pair; the commands find no token but the one each test gives."""
     assert CHUHAI.exists(), "install the project: pip install -e . puts chuhai in the venv"
     unique = uuid.uuid4().hex[:10]
     with EmbeddedInfrastructure(tmp_path_factory.mktemp("cli-kafka")) as broker:
         broker.start(mongo=False)
         provision_topics(broker.kafka_bootstrap_servers)
-        settings = Settings(
+        settings = settings_for(
+            infra,
+            identity_keys,
+            unique,
             kafka_bootstrap_servers=broker.kafka_bootstrap_servers,
-            mongodb_uri=infra.mongodb_uri,
-            mongodb_database_prefix=f"t{unique}_",
-            booth_grpc_port=0,
-            expo_grpc_port=0,
-            warehouse_grpc_port=0,
-            bureau_grpc_port=0,
-            booth_metrics_port=0,
-            expo_metrics_port=0,
-            warehouse_metrics_port=0,
-            bureau_metrics_port=0,
             bureau_web_port=0,
             bureau_consumer_group=f"bureau-{unique}",
-            grpc_shutdown_grace_seconds=0.5,
-            relay_idle_poll_seconds=0.05,
         )
         booth_host = ServiceHost("booth", booth.grpc_api.build, settings)
         warehouse_host = ServiceHost("warehouse", warehouse.grpc_api.build, settings)
@@ -131,8 +134,10 @@ async def running(
                 "CHUHAI_TIMEOUT": "20",
                 # Wide tables, so a long id is never folded across lines.
                 "COLUMNS": "250",
+                # No token saved by whoever runs the tests.
+                "XDG_CONFIG_HOME": str(tmp_path_factory.mktemp("cli-config")),
             }
-            for name in ("CHUHAI_CREDIT_CODE", "CHUHAI_BUYER_ID", "BUREAU_WEB_URL"):
+            for name in ("CHUHAI_TOKEN", "BUREAU_WEB_URL", "AUTH_ROLE_CLAIM", "AUTH_PARTY_CLAIM"):
                 env.pop(name, None)
             yield Running(env=env, workdir=tmp_path_factory.mktemp("cli-work"))
         finally:
@@ -141,7 +146,7 @@ async def running(
 
 
 GROUPS = {
-    (): ["exporter", "buyer", "operator", "bureau", "events"],
+    (): ["exporter", "buyer", "operator", "bureau", "events", "login", "logout", "whoami"],
     ("exporter",): [
         "register", "show", "apply", "applications", "withdraw", "join", "publish",
         "intents", "answer", "warehouses", "book",
@@ -170,68 +175,79 @@ async def test_help_lists_every_group_and_command_with_the_exit_codes(running: R
 
 
 async def test_a_season_from_fair_to_warehouse_through_the_command_line(
-    running: Running,
+    running: Running, identities: Identities
 ) -> None:
     ok = running.ok
     fair_id = f"canton-{uuid.uuid4().hex[:6]}"
     edition_id = f"cloud-{fair_id}"
+    officer = as_(identities.token(Role.OFFICER, subject="officer-1"))
 
     # The bureau writes the fair down, creates and opens it.
     template = await ok("bureau", "fair", "template", "--fair-id", fair_id)
     fair_path = running.workdir / f"{fair_id}.yaml"
     fair_path.write_text(template.stdout)
-    created = (await ok("bureau", "fair", "create", str(fair_path), "--json")).json()
+    created = (await ok("bureau", "fair", "create", str(fair_path), "--json", env=officer)).json()
     assert created["fair"]["fair_id"] == fair_id
     assert created["fair"]["status"] == "FAIR_STATUS_DRAFT"
     assert created["fair"]["booth_quotas"][0]["booth_type"] == "BOOTH_TYPE_STANDARD"
-    assert (await ok("bureau", "fair", "open", fair_id, "--json")).json()["fair"][
+    assert (await ok("bureau", "fair", "open", fair_id, "--json", env=officer)).json()["fair"][
         "status"
     ] == "FAIR_STATUS_OPEN"
 
-    # Three exporters register (one by the environment variable) and apply.
+    # Three exporters register, each with its own token (which names the firm), and apply.
     firms = [random_credit_code() for _ in range(3)]
     first = firms[0]
+    exporter = {code: as_(identities.token(Role.EXPORTER, code)) for code in firms}
     registered = await asyncio.gather(
         *(
             ok(
                 "exporter", "register", "--name", f"许昌发制品 {n}", "--district", "建安区",
                 "--product", "670420:human hair wigs", "--turnover-usd", str(5_000_000 * (3 - n)),
                 "--brand-owner", "--past-fair", "Canton Fair 135", "--json",
-                env={"CHUHAI_CREDIT_CODE": code},
+                env=exporter[code],
             )
             for n, code in enumerate(firms)
         )
     )  # fmt: skip
     assert [r.json()["exporter"]["credit_code"] for r in registered] == firms
-    shown = (await ok("exporter", "show", "--credit-code", first, "--json")).json()
+    shown = (await ok("exporter", "show", "--json", env=exporter[first])).json()
     assert shown["exporter"]["main_products"] == [{"name": "human hair wigs", "hs_code": "670420"}]
     assert shown["exporter"]["export_turnover_usd"] == 15_000_000
-    table = await ok("exporter", "show", "--credit-code", first)
+    table = await ok("exporter", "show", "--credit-code", first, env=officer)
     assert "许昌发制品 0" in table.stdout and "670420" in table.stdout
 
     applications = {}
     for code in firms:
-        reply = await ok("exporter", "apply", fair_id, "-c", code, "--hs-code", "670420", "--json")
+        reply = await ok(
+            "exporter", "apply", fair_id, "--hs-code", "670420", "--json", env=exporter[code]
+        )
         applications[code] = reply.json()["application"]["application_id"]
     kept, withdrawing, rejected = (applications[code] for code in firms)
 
     # The bureau rejects one on review and allocates; an exporter withdraws.
-    reply = await ok("bureau", "reject", rejected, "--reason", "incomplete licence", "--json")
+    reply = await ok(
+        "bureau", "reject", rejected, "--reason", "incomplete licence", "--json", env=officer
+    )
     assert reply.json()["application"]["state"] == "APPLICATION_STATE_REJECTED"
-    allocation = (await ok("bureau", "allocate", fair_id, "--json")).json()
+    allocation = (await ok("bureau", "allocate", fair_id, "--json", env=officer)).json()
     assert (allocation["quota"], allocation["newly_allocated"]) == (43, 2)
-    allocated_text = await ok("bureau", "allocate", fair_id)
+    allocated_text = await ok("bureau", "allocate", fair_id, env=officer)
     assert "Allocated 0 more booths (2 of 43 now)" in allocated_text.stdout
-    withdrawal = await ok("exporter", "withdraw", withdrawing, "--reason", "no stock", "--json")
+    withdrawal = await ok(
+        "exporter", "withdraw", withdrawing, "--reason", "no stock", "--json",
+        env=exporter[firms[1]],
+    )  # fmt: skip
     assert withdrawal.json()["application"]["state"] == "APPLICATION_STATE_WITHDRAWN"
-    mine = (await ok("exporter", "applications", "-c", first, "--json")).json()
+    mine = (await ok("exporter", "applications", "--json", env=exporter[first])).json()
     assert [a["application_id"] for a in mine["applications"]] == [kept]
     assert mine["applications"][0]["state"] == "APPLICATION_STATE_ALLOCATED"
-    review = (await ok("bureau", "applications", fair_id, "--state", "allocated", "--json")).json()
+    review = (
+        await ok("bureau", "applications", fair_id, "--state", "allocated", "--json", env=officer)
+    ).json()
     assert [a["application_id"] for a in review["applications"]] == [kept]
-    every = await ok("bureau", "applications", fair_id, "--limit", "2")
+    every = await ok("bureau", "applications", fair_id, "--limit", "2", env=officer)
     assert "(2)" in every.stdout and "More exist" in every.stdout
-    fair = (await ok("bureau", "fair", "show", fair_id, "--json")).json()
+    fair = (await ok("bureau", "fair", "show", fair_id, "--json", env=officer)).json()
     assert fair["allocated"] == [1]
 
     # The cloud expo: the bureau opens an edition, the booth holder exhibits.
@@ -239,22 +255,23 @@ async def test_a_season_from_fair_to_warehouse_through_the_command_line(
     await ok(
         "bureau", "expo", "create", edition_id, "--name", "Xuchang cloud expo", "--fair", fair_id,
         "--starts-on", today.isoformat(), "--ends-on", (today + timedelta(days=90)).isoformat(),
-        "--allow-online-only",
+        "--allow-online-only", env=officer,
     )  # fmt: skip
-    opened = (await ok("bureau", "expo", "open", edition_id, "--json")).json()
+    opened = (await ok("bureau", "expo", "open", edition_id, "--json", env=officer)).json()
     assert opened["edition"]["status"] == "EDITION_STATUS_OPEN"
-    joined = (await ok("exporter", "join", edition_id, "-c", first, "--json")).json()
+    joined = (await ok("exporter", "join", edition_id, "--json", env=exporter[first])).json()
     assert joined["exhibitor"]["kind"] == "EXHIBITOR_KIND_BOOTH"
     product = (
         await ok(
-            "exporter", "publish", edition_id, "-c", first, "--name", "Remy human hair wig",
+            "exporter", "publish", edition_id, "--name", "Remy human hair wig",
             "--hs-code", "670420", "--moq", "50", "--price-min", "USD 12.50",
-            "--price-max", "USD 80", "--certification", "CE", "--json",
+            "--price-max", "USD 80", "--certification", "CE", "--json", env=exporter[first],
         )
     ).json()["product"]  # fmt: skip
     assert product["price_min"] == {"currency": "USD", "units": 12, "nanos": 500_000_000}
 
     # An operator registers a warehouse in Hamburg and raises its capacity.
+    operator = as_(identities.token(Role.OPERATOR, OPERATOR_ID))
     code = f"DE-HAM-{uuid.uuid4().hex[:4].upper()}"
     await ok(
         "operator", "register", code, "--name", "Hamburg public overseas warehouse",
@@ -262,24 +279,29 @@ async def test_a_season_from_fair_to_warehouse_through_the_command_line(
         "--address", "Am Sandtorkai 1", "--location", "53.55,9.99", "--area-m2", "12000",
         "--pallets", "2000", "--cubic-metres", "20000",
         "--service", "storage", "--service", "customs-clearance", "--delivers-to", "PL",
+        env=operator,
     )  # fmt: skip
-    updated = (await ok("operator", "update", code, "--pallets", "2500", "--json")).json()
-    assert updated["warehouse"]["profile"]["capacity"] == {
+    updated = await ok("operator", "update", code, "--pallets", "2500", "--json", env=operator)
+    assert updated.json()["warehouse"]["profile"]["capacity"] == {
         "pallet_positions": 2500,
         "cubic_metres": 20000,
     }
 
-    # A buyer from Germany browses, inquires and sends an RFQ.
+    # A buyer from Germany registers (its token not bound to a buyer yet), then, with a
+    # token bound to its buyer id, browses, inquires and sends an RFQ.
     buyer = (
         await ok(
             "buyer", "register", "--company", "Hamburg Hair GmbH", "--country", "DE",
             "--buyer-type", "new", "--email", "einkauf@example.com", "--json",
+            env=as_(identities.token(Role.BUYER, subject="hamburg-hair")),
         )
     ).json()["buyer"]  # fmt: skip
-    as_buyer = {"CHUHAI_BUYER_ID": buyer["buyer_id"]}
-    exhibitors = (await ok("buyer", "exhibitors", edition_id, "--json")).json()
+    as_buyer = as_(identities.token(Role.BUYER, buyer["buyer_id"], subject="hamburg-hair"))
+    exhibitors = (await ok("buyer", "exhibitors", edition_id, "--json", env=as_buyer)).json()
     assert [e["credit_code"] for e in exhibitors["exhibitors"]] == [first]
-    products = (await ok("buyer", "products", edition_id, "--hs-heading", "6704", "--json")).json()
+    products = (
+        await ok("buyer", "products", edition_id, "--hs-heading", "6704", "--json", env=as_buyer)
+    ).json()
     assert [p["product_id"] for p in products["products"]] == [product["product_id"]]
     inquiry = (
         await ok(
@@ -290,6 +312,7 @@ async def test_a_season_from_fair_to_warehouse_through_the_command_line(
         )
     ).json()  # fmt: skip
     assert inquiry["intent"]["recipients"] == [first]
+    assert inquiry["intent"]["buyer_id"] == buyer["buyer_id"]
     assert code in [w["code"] for w in inquiry["warehouses"]]
     rfq = (
         await ok(
@@ -300,72 +323,78 @@ async def test_a_season_from_fair_to_warehouse_through_the_command_line(
     assert rfq["kind"] == "INTENT_KIND_RFQ" and rfq["recipients"] == [first]
 
     # The exhibitor answers: a quote for the inquiry, a decline for the RFQ.
-    reached = (await ok("exporter", "intents", edition_id, "-c", first, "--json")).json()
+    reached = (await ok("exporter", "intents", edition_id, "--json", env=exporter[first])).json()
     assert {i["intent_id"] for i in reached["intents"]} == {
         inquiry["intent"]["intent_id"],
         rfq["intent_id"],
     }
     await ok(
-        "exporter", "answer", inquiry["intent"]["intent_id"], "-c", first,
+        "exporter", "answer", inquiry["intent"]["intent_id"],
         "--unit-price", "USD 12.80", "--moq", "100", "--lead-time-days", "20",
         "--incoterm", "cif", "--valid-until", (today + timedelta(days=20)).isoformat(),
+        env=exporter[first],
     )  # fmt: skip
     declined = await ok(
-        "exporter", "answer", rfq["intent_id"], "-c", first, "--decline",
-        "--reason", "fully booked", "--json",
+        "exporter", "answer", rfq["intent_id"], "--decline", "--reason", "fully booked",
+        "--json", env=exporter[first],
     )  # fmt: skip
     assert declined.json()["intent"]["state"] == "INTENT_STATE_DECLINED"
-    answers = (await ok("buyer", "answers", inquiry["intent"]["intent_id"], "--json")).json()
+    answers = (
+        await ok("buyer", "answers", inquiry["intent"]["intent_id"], "--json", env=as_buyer)
+    ).json()
     quote = answers["intent"]["responses"][0]
     assert (quote["kind"], quote["unit_price"]["units"], quote["lead_time_days"]) == (
         "RESPONSE_KIND_QUOTED",
         12,
         20,
     )
-    answers_table = await ok("buyer", "answers", inquiry["intent"]["intent_id"])
+    answers_table = await ok("buyer", "answers", inquiry["intent"]["intent_id"], env=as_buyer)
     assert "USD 12.80" in answers_table.stdout and "quoted" in answers_table.stdout
 
     # The exporter finds the warehouse and books space; the operator sees it.
-    found = (await ok("exporter", "warehouses", "--serving", "PL", "--json")).json()
+    found = (
+        await ok("exporter", "warehouses", "--serving", "PL", "--json", env=exporter[first])
+    ).json()
     assert code in [m["warehouse"]["code"] for m in found["matches"]]
     nearest = await ok(
         "exporter", "warehouses", "--near", "53.0,10.0", "--service", "customs-clearance",
         "--from", today.isoformat(), "--until", (today + timedelta(days=30)).isoformat(),
-        "--min-pallets", "100",
+        "--min-pallets", "100", env=exporter[first],
     )  # fmt: skip
     assert code in nearest.stdout
     booking = (
         await ok(
-            "exporter", "book", code, "-c", first, "--pallets", "120",
-            "--until", (today + timedelta(days=30)).isoformat(), "--json",
+            "exporter", "book", code, "--pallets", "120",
+            "--until", (today + timedelta(days=30)).isoformat(), "--json", env=exporter[first],
         )
     ).json()["reservation"]  # fmt: skip
     assert booking["status"] == "RESERVATION_STATUS_CONFIRMED"
-    bookings = (await ok("operator", "bookings", code, "--json")).json()
+    assert booking["exporter_credit_code"] == first
+    bookings = (await ok("operator", "bookings", code, "--json", env=operator)).json()
     assert [r["reservation_id"] for r in bookings["reservations"]] == [booking["reservation_id"]]
-    utilisation = (await ok("operator", "utilisation", code, "--json")).json()
+    utilisation = (await ok("operator", "utilisation", code, "--json", env=operator)).json()
     assert len(utilisation["days"]) == 14
     assert utilisation["days"][0]["reserved"]["pallet_positions"] == 120
 
     # The bureau's live figures and report follow the events.
     async def intents_seen() -> int:
-        watched = (await ok("bureau", "watch", "--once", "--json")).json()
+        watched = (await ok("bureau", "watch", "--once", "--json", env=officer)).json()
         return watched["headline"]["intents"]
 
     await eventually(intents_seen, equals=2, within_seconds=30, every=0.5)
-    watched = (await ok("bureau", "watch", "--once", "--json")).json()["headline"]
+    watched = (await ok("bureau", "watch", "--once", "--json", env=officer)).json()["headline"]
     assert (watched["firms_served"], watched["booths_allocated"], watched["buyers"]) == (3, 1, 0)
-    live_table = await ok("bureau", "watch", "--count", "1")
+    live_table = await ok("bureau", "watch", "--count", "1", env=officer)
     assert "Purchase intents" in live_table.stdout
-    saved = (await ok("bureau", "report", "--json")).json()
+    saved = (await ok("bureau", "report", "--json", env=officer)).json()
     rows = list(csv.reader(io.StringIO((running.workdir / saved["path"]).read_text())))
     assert ["headline", "firms_served", "3"] in rows
     assert ["intents_by_country", "DE", "2"] in rows
-    xlsx = await ok("bureau", "report", "--format", "xlsx", "-o", "season.xlsx")
+    xlsx = await ok("bureau", "report", "--format", "xlsx", "-o", "season.xlsx", env=officer)
     assert "season.xlsx" in xlsx.stdout
     assert (running.workdir / "season.xlsx").read_bytes()[:2] == b"PK"
 
-    # Every event is on its topic, decoded.
+    # Every event is on its topic, decoded, with who made it.
     tail = await ok(
         "events", "tail", "booth.exporters", "--from-beginning", "--max", "3",
         "--timeout", "20", "--json",
@@ -374,6 +403,8 @@ async def test_a_season_from_fair_to_warehouse_through_the_command_line(
     assert sorted(e["key"] for e in events) == sorted(firms)
     assert {e["envelope"]["type"] for e in events} == {"chuhai.booth.v1.ExporterRegistered"}
     assert all(e["envelope"]["producer"] == "booth" for e in events)
+    assert sorted(e["envelope"]["actor"]["party"] for e in events) == sorted(firms)
+    assert {e["envelope"]["actor"]["role"] for e in events} == {"exporter"}
     pretty = await ok(
         "events", "tail", "chuhai.booth.fairs.v1", "--from-beginning", "--max", "1",
         "--timeout", "20",
@@ -385,24 +416,87 @@ async def test_a_season_from_fair_to_warehouse_through_the_command_line(
 
     # Retrying a change with its request id changes nothing and answers the same.
     newcomer, request_id = random_credit_code(), f"retry-{uuid.uuid4()}"
+    as_newcomer = as_(identities.token(Role.EXPORTER, newcomer))
     retried = [
-        await ok("exporter", "register", "-c", newcomer, "--name", "许昌新企业",
-                 "--request-id", request_id, "--json")
+        await ok("exporter", "register", "--name", "许昌新企业", "--request-id", request_id,
+                 "--json", env=as_newcomer)
         for _ in range(2)
     ]  # fmt: skip
     assert retried[0].json() == retried[1].json()
 
 
-async def test_failures_exit_with_their_documented_code_and_name_the_field(
-    running: Running,
+async def test_login_whoami_and_logout_keep_the_token_between_commands(
+    running: Running, identities: Identities, tmp_path: Path
+) -> None:
+    home = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    code = random_credit_code()
+    token = identities.token(Role.EXPORTER, code, subject="export-manager")
+    logged_in = await running.ok("login", "--token", token, env=home)
+    assert code in logged_in.stdout
+    saved = tmp_path / "config" / "chuhai" / "token"
+    assert saved.stat().st_mode & 0o777 == 0o600
+
+    who = (await running.ok("whoami", "--json", env=home)).json()
+    assert (who["role"], who["party"], who["subject"]) == ("exporter", code, "export-manager")
+    assert (who["source"], who["verified"]) == (str(saved), False)
+    # The saved token is the caller of every command from now on.
+    registered = await running.ok("exporter", "register", "--name", "许昌登录企业", env=home)
+    assert code in registered.stdout
+    assert code in (await running.ok("exporter", "show", env=home)).stdout
+
+    await running.ok("logout", env=home)
+    assert not saved.exists()
+    gone = await running.chuhai("exporter", "show", "--credit-code", code, env=home)
+    assert gone.code == 8, gone.stderr
+    assert "chuhai login --token" in gone.stderr
+
+
+async def test_no_token_a_bad_one_or_the_wrong_role_exit_with_their_codes(
+    running: Running, identities: Identities, tmp_path: Path
 ) -> None:
     run = running.chuhai
-    invalid, missing, unknown_topic, unknown_fair = await asyncio.gather(
-        run("exporter", "register", "--credit-code", "91411000MA0000000X", "--name", " "),
-        run("exporter", "show", "--credit-code", random_credit_code()),
-        run("events", "tail", "chuhai.nowhere.v1", "--max", "1"),
-        run("bureau", "fair", "open", "no-such-fair"),
+    exporter = as_(identities.token(Role.EXPORTER, random_credit_code()))
+    missing, expired, foreign, refused = await asyncio.gather(
+        run("bureau", "fair", "show", "canton-1"),
+        run("bureau", "fair", "show", "canton-1",
+            env=as_(identities.token(Role.OFFICER, ttl_seconds=-120))),
+        run("bureau", "fair", "show", "canton-1", env=as_(_signed_by_a_stranger(tmp_path))),
+        run("bureau", "allocate", "canton-1", env=exporter),
+    )  # fmt: skip
+    for unauthenticated in (missing, expired, foreign):
+        assert unauthenticated.code == 8, unauthenticated.stderr
+        assert "Not signed in" in unauthenticated.stderr
+        assert "chuhai login --token" in unauthenticated.stderr
+    assert "expired" in expired.stderr
+    assert refused.code == 7, refused.stderr
+    assert "Not permitted" in refused.stderr and "chuhai whoami" in refused.stderr
+    # The dashboard's report is the bureau's too.
+    report, report_refused = await asyncio.gather(
+        run("bureau", "report", "-o", "-"), run("bureau", "report", "-o", "-", env=exporter)
     )
+    assert report.code == 8 and "chuhai login --token" in report.stderr
+    assert report_refused.code == 7, report_refused.stderr
+
+
+def _signed_by_a_stranger(directory: Path) -> str:
+    """A well-formed token for the right issuer and audience, signed by a key nobody
+    trusts."""
+    return Identities(DevelopmentKeys.ensure(directory)).token(Role.OFFICER)
+
+
+async def test_failures_exit_with_their_documented_code_and_name_the_field(
+    running: Running, identities: Identities
+) -> None:
+    run = running.chuhai
+    officer = as_(identities.token(Role.OFFICER, subject="officer-1"))
+    malformed = "91411000MA0000000X"
+    invalid, missing, unknown_topic, unknown_fair = await asyncio.gather(
+        run("exporter", "register", "--credit-code", malformed, "--name", " ",
+            env=as_(identities.token(Role.EXPORTER, malformed))),
+        run("exporter", "show", "--credit-code", random_credit_code(), env=officer),
+        run("events", "tail", "chuhai.nowhere.v1", "--max", "1"),
+        run("bureau", "fair", "open", "no-such-fair", env=officer),
+    )  # fmt: skip
     assert invalid.code == 3, invalid.stderr
     assert "credit_code (--credit-code)" in invalid.stderr
     assert "profile.name (--name)" in invalid.stderr
@@ -411,16 +505,18 @@ async def test_failures_exit_with_their_documented_code_and_name_the_field(
     assert unknown_fair.code == 4
 
     code = random_credit_code()
-    await running.ok("exporter", "register", "-c", code, "--name", "First")
-    again = await run("exporter", "register", "-c", code, "--name", "Second")
+    exporter = as_(identities.token(Role.EXPORTER, code))
+    await running.ok("exporter", "register", "--name", "First", env=exporter)
+    again = await run("exporter", "register", "--name", "Second", env=exporter)
     assert again.code == 5 and "Already exists" in again.stderr
 
     usage, unreachable, bad_period, bad_file = await asyncio.gather(
-        run("exporter", "apply", "canton-1", "-c", code, "--booth-type", "huge", "--hs-code", "1"),
-        run("--booth-target", "127.0.0.1:9", "--timeout", "2", "exporter", "register", "-c",
-            code, "--name", "X", "--request-id", "try-1"),
-        run("bureau", "report", "--since", "2026-13-01"),
-        run("bureau", "fair", "create", str(_bad_fair_file(running.workdir))),
+        run("exporter", "apply", "canton-1", "--booth-type", "huge", "--hs-code", "1",
+            env=exporter),
+        run("--booth-target", "127.0.0.1:9", "--timeout", "2", "exporter", "register",
+            "--name", "X", "--request-id", "try-1", env=exporter),
+        run("bureau", "report", "--since", "2026-13-01", env=officer),
+        run("bureau", "fair", "create", str(_bad_fair_file(running.workdir)), env=officer),
     )  # fmt: skip
     assert usage.code == 2
     assert unreachable.code == 6 and "--request-id try-1" in unreachable.stderr

@@ -1,7 +1,8 @@
 """The demo scenario, scaled down, through every real service: the bureau's gRPC API,
 /api/stats and the dashboard in a real headless browser show the scenario's figures, and
 the dashboard reads well on a desktop and on a phone (screenshots of both are kept in the
-test's temporary directory)."""
+test's temporary directory). Every role plays with its own token: the events say who
+made each change."""
 
 from __future__ import annotations
 
@@ -19,17 +20,23 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
+import jwt
 import pytest
 from openpyxl import load_workbook
+from pymongo import AsyncMongoClient
 
 import booth.grpc_api
 import expo.grpc_api
 import warehouse.grpc_api
 from bureau.host import BureauHost
 from bureau.regions import country_name
+from demo.principals import EXPO_WEB, OPERATOR_ID, Credentials
 from demo.scenario import Scale, Targets, expected_figures, play
+from runtime.adapters.events import decode_envelope
+from runtime.adapters.outbox import OUTBOX_COLLECTION
 from runtime.adapters.service import ServiceHost
 from runtime.adapters.settings import Settings
+from tests.identity import Identities
 from tests.integration.test_bureau import bureau_settings, own_kafka  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
@@ -109,39 +116,80 @@ async def platform(bureau_settings: Settings) -> AsyncIterator[Running]:  # noqa
 
 
 async def test_scaled_demo_shows_its_figures_over_grpc_json_and_in_a_browser(
-    platform: Running, tmp_path: Path
+    platform: Running,
+    tmp_path: Path,
+    identities: Identities,
+    bureau_settings: Settings,  # noqa: F811
+    mongo: AsyncMongoClient,
 ) -> None:
-    figures = await play(platform.targets, SMALL, pace=0)
+    figures = await play(platform.targets, SMALL, pace=0, tokens=identities.issuer)
     assert figures == expected_figures(SMALL)
     # Played again: deterministic request ids make it change nothing.
-    assert await play(platform.targets, SMALL, pace=0) == figures
+    assert await play(platform.targets, SMALL, pace=0, tokens=identities.issuer) == figures
+    await check_who_made_the_changes(mongo, bureau_settings)
 
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{platform.dashboard}/api/stats") as reply,
-    ):
-        assert await reply.json() == figures
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{platform.dashboard}/api/report.csv") as reply,
-    ):
-        report = await reply.text()
-    assert "headline,intents,60" in report and "intents_by_country," in report
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{platform.dashboard}/api/report.xlsx") as reply,
-    ):
-        workbook = load_workbook(io.BytesIO(await reply.read()))
+    # The dashboard is the bureau's: an officer reads it.
+    officer = dict(identities.officer())
+    async with aiohttp.ClientSession(headers=officer) as http:
+        async with http.get(f"{platform.dashboard}/api/stats") as reply:
+            assert await reply.json() == figures
+        async with http.get(f"{platform.dashboard}/api/report.csv") as reply:
+            report = await reply.text()
+        assert "headline,intents,60" in report and "intents_by_country," in report
+        async with http.get(f"{platform.dashboard}/api/report.xlsx") as reply:
+            workbook = load_workbook(io.BytesIO(await reply.read()))
     headline = dict(workbook["headline"].iter_rows(min_row=2, values_only=True))
     assert headline == figures
 
     if shutil.which(CHROMIUM) is None:
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
-    shown = await asyncio.to_thread(read_dashboard, platform.dashboard, tmp_path)
+    shown = await asyncio.to_thread(read_dashboard, platform.dashboard, tmp_path, officer)
     assert shown == {key: f"{value:,}" for key, value in figures.items()}
 
 
-def read_dashboard(url: str, screenshots: Path) -> dict[str, str]:
+# The role each kind of change is made by in the demo, as its events' actors say.
+ACTORS = {
+    "chuhai.booth.v1.ExporterRegistered": "exporter",
+    "chuhai.booth.v1.FairCreated": "officer",
+    "chuhai.booth.v1.BoothApplicationSubmitted": "exporter",
+    "chuhai.booth.v1.BoothAllocated": "officer",
+    "chuhai.expo.v1.ExpoOpened": "officer",
+    "chuhai.expo.v1.ExhibitorJoined": "exporter",
+    "chuhai.expo.v1.ProductListed": "exporter",
+    "chuhai.expo.v1.BuyerRegistered": "officer",
+    "chuhai.expo.v1.ExhibitorVisited": "service",
+    "chuhai.expo.v1.IntentSubmitted": "buyer",
+    "chuhai.expo.v1.QuoteSent": "exporter",
+    "chuhai.warehouse.v1.WarehouseRegistered": "operator",
+    "chuhai.warehouse.v1.CapacityReserved": "exporter",
+}
+
+
+async def check_who_made_the_changes(mongo: AsyncMongoClient, settings: Settings) -> None:
+    """Every event of the demo names the principal whose call made it: the officer, the
+    exporter applying for itself, the buyer sending its intent, the expo's web front end
+    recording visits, the operator registering its warehouses."""
+    roles: dict[str, set[str]] = {}
+    for service in ("booth", "expo", "warehouse"):
+        outbox = mongo.get_database(settings.database_name(service))[OUTBOX_COLLECTION]
+        async for doc in outbox.find({"type": {"$in": list(ACTORS)}}):
+            envelope = decode_envelope(bytes(doc["envelope"]))
+            roles.setdefault(envelope.type, set()).add(envelope.actor.role)
+            payload = envelope.WhichOneof("payload")
+            if payload == "booth_application_submitted":
+                assert envelope.actor.party == envelope.booth_application_submitted.credit_code
+            elif payload == "intent_submitted":
+                assert envelope.actor.party == envelope.intent_submitted.buyer_id
+            elif payload == "exhibitor_visited":
+                assert envelope.actor.party == EXPO_WEB.party
+            elif payload == "warehouse_registered":
+                assert envelope.actor.party == OPERATOR_ID
+    assert roles == {event_type: {ACTORS[event_type]} for event_type in roles}
+    # Whether an exhibitor quotes is drawn by intent id, new on every play.
+    assert set(ACTORS) - set(roles) <= {"chuhai.expo.v1.QuoteSent"}
+
+
+def read_dashboard(url: str, screenshots: Path, headers: dict[str, str]) -> dict[str, str]:
     """Look at the dashboard in every window (asserting that it reads well there) and
     return the headline figures it shows, the same in each."""
     from playwright.sync_api import sync_playwright
@@ -158,7 +206,9 @@ def read_dashboard(url: str, screenshots: Path) -> dict[str, str]:
             ],
         )
         try:
-            headlines = [look_at_dashboard(browser, url, window, screenshots) for window in WINDOWS]
+            headlines = [
+                look_at_dashboard(browser, url, window, screenshots, headers) for window in WINDOWS
+            ]
         finally:
             browser.close()
     assert headlines[0] == headlines[1]
@@ -191,14 +241,21 @@ SEEN = """durations => ({
 })"""
 
 
-def look_at_dashboard(browser: Any, url: str, window: Window, screenshots: Path) -> dict[str, str]:
+def look_at_dashboard(
+    browser: Any, url: str, window: Window, screenshots: Path, headers: dict[str, str]
+) -> dict[str, str]:
     page = browser.new_page(
         viewport={"width": window.width, "height": window.height},
         locale=window.locale,
         timezone_id=window.time_zone,
     )
     try:
-        page.goto(url)
+        # Signed in as an officer's browser is: by the login link, which keeps the token
+        # in a session cookie and sends the browser on to the dashboard without it.
+        token = headers["authorization"].removeprefix("Bearer ")
+        page.goto(f"{url}/login?token={token}")
+        assert page.url == f"{url}/"
+        assert [cookie["name"] for cookie in page.context.cookies()] == ["chuhai_session"]
         page.wait_for_function(
             "document.getElementById('intents').textContent !== '0'", timeout=10_000
         )
@@ -267,3 +324,26 @@ def check_screenshot(path: Path, window: Window) -> None:
     assert width == window.width and height >= window.height
     # A drawn page: a blank one of this size compresses to a few kilobytes.
     assert len(png) > 30_000
+
+
+def test_each_principal_gets_one_token_reused_until_it_is_due_for_renewal(
+    identities: Identities,
+) -> None:
+    clock = [1000.0]
+    credentials = Credentials(identities.issuer, clock=lambda: clock[0])
+    code = "91411000MA9EXAMPLK"
+    first = credentials.exporter(code)
+    assert credentials.exporter(code) is first
+    assert credentials.buyer("b-1") != credentials.buyer("b-2")
+    claims = jwt.decode(first[0][1].removeprefix("Bearer "), options={"verify_signature": False})
+    assert (claims["chuhai_role"], claims["chuhai_party"]) == ("exporter", code)
+    assert claims["exp"] - claims["iat"] == Credentials.LIFETIME_SECONDS
+    visits = jwt.decode(
+        credentials.expo_web()[0][1].removeprefix("Bearer "), options={"verify_signature": False}
+    )
+    assert (visits["chuhai_role"], visits["chuhai_party"]) == ("service", "expo-web")
+
+    clock[0] += Credentials.LIFETIME_SECONDS - Credentials.RENEW_BEFORE_SECONDS - 1
+    assert credentials.exporter(code) is first
+    clock[0] += 1
+    assert credentials.exporter(code) != first

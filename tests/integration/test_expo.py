@@ -1,8 +1,11 @@
-"""The expo service through real gRPC, with the booth and warehouse services running."""
+"""The expo service through real gRPC, with the booth and warehouse services running;
+every call made as the principal that would make it (officer, exporter, buyer, the expo
+front end)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,6 +31,7 @@ from runtime.adapters.settings import Settings
 from runtime.adapters.topics import EXPO_INTENTS
 from tests.credit_codes import random_credit_code
 from tests.fakes import ShiftedClock
+from tests.identity import Identities
 from tests.integration.test_booth import fair_request, register_exporters
 from tests.kafka_reading import read_records
 from tests.waiting import eventually
@@ -44,10 +48,12 @@ class Platform:
     expo: pb_grpc.ExpoServiceStub
     booth_host: ServiceHost
     clock: ShiftedClock
+    ids: Identities
 
 
-@pytest.fixture
-async def platform(settings: Settings) -> AsyncIterator[Platform]:
+@contextlib.asynccontextmanager
+async def running_platform(settings: Settings, identities: Identities) -> AsyncIterator[Platform]:
+    """Booth, warehouse and expo wired to each other, with stubs to call them."""
     booth_host = ServiceHost("booth", booth.grpc_api.build, settings)
     warehouse_host = ServiceHost("warehouse", warehouse.grpc_api.build, settings)
     await booth_host.start()
@@ -74,6 +80,7 @@ async def platform(settings: Settings) -> AsyncIterator[Platform]:
                 pb_grpc.ExpoServiceStub(expo_channel),
                 booth_host,
                 clock,
+                identities,
             )
     finally:
         await expo_host.stop()
@@ -81,27 +88,37 @@ async def platform(settings: Settings) -> AsyncIterator[Platform]:
         await booth_host.stop()
 
 
+@pytest.fixture
+async def platform(settings: Settings, identities: Identities) -> AsyncIterator[Platform]:
+    async with running_platform(settings, identities) as running:
+        yield running
+
+
 async def fair_with_booths(platform: Platform, unique: str, codes: list[str], quota: int) -> str:
     fair_id = f"canton-{unique}"
-    await platform.booth.CreateFair(fair_request(fair_id, quota=quota), timeout=10)
+    officer = platform.ids.officer()
+    await platform.booth.CreateFair(
+        fair_request(fair_id, quota=quota), metadata=officer, timeout=10
+    )
     await platform.booth.OpenFair(
-        booth_pb.OpenFairRequest(request_id="o", fair_id=fair_id), timeout=10
+        booth_pb.OpenFairRequest(request_id="o", fair_id=fair_id), metadata=officer, timeout=10
     )
     for code in codes:
         await platform.booth.SubmitApplication(
             booth_pb.SubmitApplicationRequest(
                 request_id=f"a-{code}",
                 fair_id=fair_id,
-                credit_code=code,
                 booth_type=booth_res.BOOTH_TYPE_STANDARD,
                 main_product_hs_code=HAIR,
             ),
+            metadata=platform.ids.exporter(code),
             timeout=10,
         )
     await platform.booth.RunAllocation(
         booth_pb.RunAllocationRequest(
             request_id="alloc", fair_id=fair_id, booth_type=booth_res.BOOTH_TYPE_STANDARD
         ),
+        metadata=officer,
         timeout=30,
     )
     return fair_id
@@ -119,10 +136,13 @@ async def open_edition(platform: Platform, unique: str, fair_id: str, online_onl
             ends_on="2026-12-31",
             allow_online_only=online_only,
         ),
+        metadata=platform.ids.officer(),
         timeout=10,
     )
     await platform.expo.OpenEdition(
-        pb.OpenEditionRequest(request_id=f"o-{edition_id}", edition_id=edition_id), timeout=10
+        pb.OpenEditionRequest(request_id=f"o-{edition_id}", edition_id=edition_id),
+        metadata=platform.ids.officer(),
+        timeout=10,
     )
     return edition_id
 
@@ -135,7 +155,8 @@ def in_days(days: float) -> Timestamp:
 
 async def join(platform: Platform, edition_id: str, code: str) -> pb.JoinEditionResponse:
     return await platform.expo.JoinEdition(
-        pb.JoinEditionRequest(request_id=f"j-{code}", edition_id=edition_id, credit_code=code),
+        pb.JoinEditionRequest(request_id=f"j-{code}", edition_id=edition_id),
+        metadata=platform.ids.exporter(code),
         timeout=20,
     )
 
@@ -145,7 +166,6 @@ async def publish(platform: Platform, edition_id: str, code: str, hs_code: str) 
         pb.PublishProductRequest(
             request_id=f"p-{code}-{hs_code}",
             edition_id=edition_id,
-            credit_code=code,
             name="Human hair lace wig",
             hs_code=hs_code,
             moq=50,
@@ -154,12 +174,14 @@ async def publish(platform: Platform, edition_id: str, code: str, hs_code: str) 
             price_max=res.Money(currency="USD", units=120, nanos=500_000_000),
             certifications=["ISO 9001"],
         ),
+        metadata=platform.ids.exporter(code),
         timeout=10,
     )
     return reply.product
 
 
 async def register_buyer(platform: Platform, company: str, country: str) -> res.Buyer:
+    """The buyer registers itself, with a token that names no buyer id yet."""
     reply = await platform.expo.RegisterBuyer(
         pb.RegisterBuyerRequest(
             request_id=f"b-{company}",
@@ -170,18 +192,16 @@ async def register_buyer(platform: Platform, company: str, country: str) -> res.
                 name="Ada", email=f"buy@{company.lower()}.example", phone="+49 30 1"
             ),
         ),
+        metadata=platform.ids.buyer(),
         timeout=10,
     )
     return reply.buyer
 
 
-def rfq(
-    edition_id: str, buyer_id: str, request_id: str, hs_code: str = HAIR
-) -> pb.SubmitIntentRequest:
+def rfq(edition_id: str, request_id: str, hs_code: str = HAIR) -> pb.SubmitIntentRequest:
     return pb.SubmitIntentRequest(
         request_id=request_id,
         edition_id=edition_id,
-        buyer_id=buyer_id,
         kind=res.INTENT_KIND_RFQ,
         hs_code=hs_code,
         quantity=2000,
@@ -198,7 +218,7 @@ def rfq(
 async def test_rfq_reaches_every_matching_exhibitor_and_quotes_close_it(
     platform: Platform, unique: str
 ) -> None:
-    codes = await register_exporters(platform.booth, 4, seed=11)
+    codes = await register_exporters(platform.booth, 4, seed=11, identities=platform.ids)
     fair_id = await fair_with_booths(platform, unique, codes, quota=3)
     edition_id = await open_edition(platform, unique, fair_id, online_only=True)
     joined = [(await join(platform, edition_id, code)).exhibitor for code in codes]
@@ -210,9 +230,10 @@ async def test_rfq_reaches_every_matching_exhibitor_and_quotes_close_it(
     for code, hs_code in zip(codes, [HAIR, WIGS_OTHER, HAIR, MOTORS], strict=True):
         await publish(platform, edition_id, code, hs_code)
     buyer = await register_buyer(platform, "Haarmode", "DE")
+    as_buyer = platform.ids.buyer(buyer.buyer_id)
 
     submitted = await platform.expo.SubmitIntent(
-        rfq(edition_id, buyer.buyer_id, "rfq-1"), timeout=20
+        rfq(edition_id, "rfq-1"), metadata=as_buyer, timeout=20
     )
 
     intent = submitted.intent
@@ -224,7 +245,6 @@ async def test_rfq_reaches_every_matching_exhibitor_and_quotes_close_it(
         pb.RespondToIntentRequest(
             request_id="q1",
             intent_id=intent.intent_id,
-            credit_code=hair_makers[0],
             kind=res.RESPONSE_KIND_QUOTED,
             unit_price=res.Money(currency="USD", units=42),
             moq=100,
@@ -232,6 +252,7 @@ async def test_rfq_reaches_every_matching_exhibitor_and_quotes_close_it(
             incoterm=res.INCOTERM_CIF,
             valid_until=in_days(30),
         ),
+        metadata=platform.ids.exporter(hair_makers[0]),
         timeout=10,
     )
     assert first.intent.state == res.INTENT_STATE_QUOTED
@@ -239,17 +260,16 @@ async def test_rfq_reaches_every_matching_exhibitor_and_quotes_close_it(
         pb.RespondToIntentRequest(
             request_id="d1",
             intent_id=intent.intent_id,
-            credit_code=hair_makers[1],
             kind=res.RESPONSE_KIND_DECLINED,
             reason="no capacity this quarter",
         ),
+        metadata=platform.ids.exporter(hair_makers[1]),
         timeout=10,
     )
     closed = await platform.expo.RespondToIntent(
         pb.RespondToIntentRequest(
             request_id="q2",
             intent_id=intent.intent_id,
-            credit_code=hair_makers[2],
             kind=res.RESPONSE_KIND_QUOTED,
             unit_price=res.Money(currency="USD", units=39),
             moq=200,
@@ -257,6 +277,7 @@ async def test_rfq_reaches_every_matching_exhibitor_and_quotes_close_it(
             incoterm=res.INCOTERM_FOB,
             valid_until=in_days(30),
         ),
+        metadata=platform.ids.exporter(hair_makers[2]),
         timeout=10,
     )
     assert closed.intent.state == res.INTENT_STATE_CLOSED  # max_quotes = 2 reached
@@ -271,12 +292,24 @@ async def test_rfq_reaches_every_matching_exhibitor_and_quotes_close_it(
             pb.RespondToIntentRequest(
                 request_id="q3",
                 intent_id=intent.intent_id,
-                credit_code=codes[3],
                 kind=res.RESPONSE_KIND_DECLINED,
             ),
+            metadata=platform.ids.exporter(hair_makers[0]),
             timeout=10,
         )
     assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    # The motors exhibitor was not reached: to it the intent does not exist.
+    with pytest.raises(grpc.aio.AioRpcError) as stranger:
+        await platform.expo.RespondToIntent(
+            pb.RespondToIntentRequest(
+                request_id="q4",
+                intent_id=intent.intent_id,
+                kind=res.RESPONSE_KIND_DECLINED,
+            ),
+            metadata=platform.ids.exporter(codes[3]),
+            timeout=10,
+        )
+    assert stranger.value.code() == grpc.StatusCode.NOT_FOUND
 
     records = await asyncio.to_thread(
         read_records,
@@ -301,7 +334,7 @@ async def test_rfq_reaches_every_matching_exhibitor_and_quotes_close_it(
 async def test_contact_details_only_for_addressed_exhibitors(
     platform: Platform, unique: str
 ) -> None:
-    codes = await register_exporters(platform.booth, 2, seed=12)
+    codes = await register_exporters(platform.booth, 2, seed=12, identities=platform.ids)
     fair_id = await fair_with_booths(platform, unique, codes, quota=2)
     edition_id = await open_edition(platform, unique, fair_id, online_only=False)
     for code in codes:
@@ -313,7 +346,6 @@ async def test_contact_details_only_for_addressed_exhibitors(
         pb.SubmitIntentRequest(
             request_id="inq",
             edition_id=edition_id,
-            buyer_id=buyer.buyer_id,
             kind=res.INTENT_KIND_INQUIRY,
             exhibitor_credit_code=addressed,
             hs_code=HAIR,
@@ -323,25 +355,33 @@ async def test_contact_details_only_for_addressed_exhibitors(
             destination_country="ES",
             deadline=in_days(7),
         ),
+        metadata=platform.ids.buyer(buyer.buyer_id),
         timeout=20,
     )
 
-    async def seen_by(viewer: str) -> res.Buyer:
+    async def seen_by(viewer: tuple[tuple[str, str], ...]) -> res.Buyer:
         reply = await platform.expo.GetBuyer(
-            pb.GetBuyerRequest(buyer_id=buyer.buyer_id, viewer_credit_code=viewer), timeout=10
+            pb.GetBuyerRequest(buyer_id=buyer.buyer_id), metadata=viewer, timeout=10
         )
         return reply.buyer
 
-    assert (await seen_by(addressed)).contact.email == "buy@cabello.example"
-    for outsider in (other, ""):
-        hidden = await seen_by(outsider)
-        assert not hidden.HasField("contact") and hidden.company == "Cabello"
+    for viewer in (
+        platform.ids.exporter(addressed),
+        platform.ids.buyer(buyer.buyer_id),
+        platform.ids.officer(),
+    ):
+        assert (await seen_by(viewer)).contact.email == "buy@cabello.example"
+    # An exhibitor the buyer never addressed does not find it, nor does another buyer.
+    for outsider in (platform.ids.exporter(other), platform.ids.buyer("someone-else")):
+        with pytest.raises(grpc.aio.AioRpcError) as hidden:
+            await seen_by(outsider)
+        assert hidden.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_joining_fails_cleanly_while_the_booth_service_is_down_and_recovers(
     platform: Platform, unique: str, mongo
 ) -> None:
-    codes = await register_exporters(platform.booth, 1, seed=13)
+    codes = await register_exporters(platform.booth, 1, seed=13, identities=platform.ids)
     fair_id = await fair_with_booths(platform, unique, codes, quota=1)
     edition_id = await open_edition(platform, unique, fair_id, online_only=False)
     port = platform.booth_host.server.port
@@ -381,20 +421,21 @@ async def test_joining_fails_cleanly_while_the_booth_service_is_down_and_recover
 
 
 async def test_intent_rules_rate_limit_and_expiry(platform: Platform, unique: str) -> None:
-    codes = await register_exporters(platform.booth, 1, seed=14)
+    codes = await register_exporters(platform.booth, 1, seed=14, identities=platform.ids)
     fair_id = await fair_with_booths(platform, unique, codes, quota=1)
     edition_id = await open_edition(platform, unique, fair_id, online_only=False)
     await join(platform, edition_id, codes[0])
     await publish(platform, edition_id, codes[0], HAIR)
     buyer = await register_buyer(platform, "Perucas", "BR")
+    as_buyer = platform.ids.buyer(buyer.buyer_id)
 
     with pytest.raises(grpc.aio.AioRpcError) as invalid:
-        bad = rfq(edition_id, buyer.buyer_id, "bad")
+        bad = rfq(edition_id, "bad")
         bad.destination_country = "XX"
         bad.target_price.currency = "EURO"
         bad.quantity = 0
         bad.incoterm = res.INCOTERM_UNSPECIFIED
-        await platform.expo.SubmitIntent(bad, timeout=10)
+        await platform.expo.SubmitIntent(bad, metadata=as_buyer, timeout=10)
     assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert set(field_violations(invalid.value)) == {
         "destination_country",
@@ -403,26 +444,30 @@ async def test_intent_rules_rate_limit_and_expiry(platform: Platform, unique: st
         "incoterm",
     }
     with pytest.raises(grpc.aio.AioRpcError) as unmatched:
-        await platform.expo.SubmitIntent(rfq(edition_id, buyer.buyer_id, "m", MOTORS), timeout=10)
+        await platform.expo.SubmitIntent(
+            rfq(edition_id, "m", MOTORS), metadata=as_buyer, timeout=10
+        )
     assert unmatched.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "8501" in unmatched.value.details()
 
-    first = await platform.expo.SubmitIntent(rfq(edition_id, buyer.buyer_id, "r0"), timeout=10)
-    retried = await platform.expo.SubmitIntent(rfq(edition_id, buyer.buyer_id, "r0"), timeout=10)
+    # A retry sends the very same request (a request id names one request).
+    r0 = rfq(edition_id, "r0")
+    first = await platform.expo.SubmitIntent(r0, metadata=as_buyer, timeout=10)
+    retried = await platform.expo.SubmitIntent(r0, metadata=as_buyer, timeout=10)
     assert retried.intent == first.intent  # same request id: no second intent
     for n in range(1, 5):
-        await platform.expo.SubmitIntent(rfq(edition_id, buyer.buyer_id, f"r{n}"), timeout=10)
+        await platform.expo.SubmitIntent(rfq(edition_id, f"r{n}"), metadata=as_buyer, timeout=10)
     with pytest.raises(grpc.aio.AioRpcError) as limited:
-        await platform.expo.SubmitIntent(rfq(edition_id, buyer.buyer_id, "r5"), timeout=10)
+        await platform.expo.SubmitIntent(rfq(edition_id, "r5"), metadata=as_buyer, timeout=10)
     assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
     platform.clock.offset = timedelta(days=15)  # past every deadline
     # The deadline is checked when an intent is submitted: a retry of an accepted one gets
     # its first answer, a new one the deadline's field violation.
-    late_retry = await platform.expo.SubmitIntent(rfq(edition_id, buyer.buyer_id, "r0"), timeout=10)
+    late_retry = await platform.expo.SubmitIntent(r0, metadata=as_buyer, timeout=10)
     assert late_retry.intent == first.intent
     with pytest.raises(grpc.aio.AioRpcError) as past:
-        await platform.expo.SubmitIntent(rfq(edition_id, buyer.buyer_id, "r-late"), timeout=10)
+        await platform.expo.SubmitIntent(rfq(edition_id, "r-late"), metadata=as_buyer, timeout=10)
     assert past.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field_violations(past.value) == {"deadline": "must be in the future"}
     with pytest.raises(grpc.aio.AioRpcError) as expired:
@@ -430,21 +475,23 @@ async def test_intent_rules_rate_limit_and_expiry(platform: Platform, unique: st
             pb.RespondToIntentRequest(
                 request_id="late",
                 intent_id=first.intent.intent_id,
-                credit_code=codes[0],
                 kind=res.RESPONSE_KIND_DECLINED,
             ),
+            metadata=platform.ids.exporter(codes[0]),
             timeout=10,
         )
     assert expired.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     reply = await platform.expo.ListIntents(
-        pb.ListIntentsRequest(edition_id=edition_id, buyer_id=buyer.buyer_id), timeout=10
+        pb.ListIntentsRequest(edition_id=edition_id), metadata=as_buyer, timeout=10
     )
     states = Counter(i.state for i in reply.intents)
     assert states[res.INTENT_STATE_EXPIRED] >= 1
 
     async def intent_states() -> list[int]:
         reply = await platform.expo.ListIntents(
-            pb.ListIntentsRequest(edition_id=edition_id, buyer_id=buyer.buyer_id), timeout=10
+            pb.ListIntentsRequest(edition_id=edition_id, buyer_id=buyer.buyer_id),
+            metadata=platform.ids.officer(),
+            timeout=10,
         )
         return [i.state for i in reply.intents]
 
@@ -453,7 +500,7 @@ async def test_intent_rules_rate_limit_and_expiry(platform: Platform, unique: st
 
 
 async def test_visits_are_recorded_once_per_visit_id(platform: Platform, unique: str) -> None:
-    codes = await register_exporters(platform.booth, 1, seed=15)
+    codes = await register_exporters(platform.booth, 1, seed=15, identities=platform.ids)
     fair_id = await fair_with_booths(platform, unique, codes, quota=1)
     edition_id = await open_edition(platform, unique, fair_id, online_only=False)
     await join(platform, edition_id, codes[0])
@@ -462,11 +509,16 @@ async def test_visits_are_recorded_once_per_visit_id(platform: Platform, unique:
         pb.Visit(visit_id=f"v{n}", buyer_id=buyers[n % 2].buyer_id, credit_code=codes[0])
         for n in range(10)
     ]
+    # The expo front end reports its buyers' visits.
+    front_end = platform.ids.service("expo-web")
     first = await platform.expo.RecordVisits(
-        pb.RecordVisitsRequest(request_id="v-1", edition_id=edition_id, visits=visits), timeout=10
+        pb.RecordVisitsRequest(request_id="v-1", edition_id=edition_id, visits=visits),
+        metadata=front_end,
+        timeout=10,
     )
     again = await platform.expo.RecordVisits(
         pb.RecordVisitsRequest(request_id="v-2", edition_id=edition_id, visits=visits[5:]),
+        metadata=front_end,
         timeout=10,
     )
     assert (first.recorded, again.recorded) == (10, 0)
@@ -479,6 +531,7 @@ async def test_visits_are_recorded_once_per_visit_id(platform: Platform, unique:
                     pb.Visit(visit_id="x", buyer_id="nobody", credit_code=random_credit_code())
                 ],
             ),
+            metadata=front_end,
             timeout=10,
         )
     assert unknown.value.code() == grpc.StatusCode.INVALID_ARGUMENT

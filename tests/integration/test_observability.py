@@ -22,6 +22,7 @@ from chuhai.booth.v1 import booth_service_pb2_grpc as pb_grpc
 from runtime.adapters.service import ServiceHost
 from runtime.adapters.settings import Settings
 from runtime.adapters.topics import BOOTH_EXPORTERS
+from tests.identity import Identities
 from tests.integration.test_booth import register_exporters
 from tests.integration.test_bureau import bureau_settings, own_kafka  # noqa: F401 - fixtures
 from tests.waiting import eventually
@@ -60,15 +61,21 @@ async def booth_host(settings: Settings) -> AsyncIterator[ServiceHost]:
     await host.stop()
 
 
-async def test_a_service_serves_its_calls_and_outbox_on_metrics(booth_host: ServiceHost) -> None:
+async def test_a_service_serves_its_calls_and_outbox_on_metrics(
+    booth_host: ServiceHost, identities: Identities
+) -> None:
     assert booth_host.metrics_port
     async with grpc.aio.insecure_channel(booth_host.server.address) as channel:
         stub = pb_grpc.BoothServiceStub(channel)
-        [code, _] = await register_exporters(stub, 2, seed=13)
-        await stub.GetExporter(pb.GetExporterRequest(credit_code=code), timeout=10)
+        [code, _] = await register_exporters(stub, 2, seed=13, identities=identities)
+        await stub.GetExporter(
+            pb.GetExporterRequest(credit_code=code), metadata=identities.officer(), timeout=10
+        )
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await stub.RegisterExporter(
-                pb.RegisterExporterRequest(request_id="bad", credit_code="not a code"), timeout=10
+                pb.RegisterExporterRequest(request_id="bad", credit_code="not a code"),
+                metadata=identities.exporter(code),
+                timeout=10,
             )
         assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
 
@@ -104,6 +111,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
 async def test_the_bureau_continues_the_trace_of_the_call_that_recorded_its_event(
     bureau_settings: Settings,  # noqa: F811 - the fixture imported above
     spans: InMemorySpanExporter,
+    identities: Identities,
 ) -> None:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
@@ -115,7 +123,9 @@ async def test_the_bureau_continues_the_trace_of_the_call_that_recorded_its_even
     await bureau.start()
     try:
         async with grpc.aio.insecure_channel(booth_host.server.address) as channel:
-            await register_exporters(pb_grpc.BoothServiceStub(channel), 1, seed=14)
+            await register_exporters(
+                pb_grpc.BoothServiceStub(channel), 1, seed=14, identities=identities
+            )
 
         async def applied() -> float | None:
             samples = await scrape(bureau.metrics_port)

@@ -1,13 +1,16 @@
 """`chuhai-platform run` (what `make run` starts), tried as a new user would: every
-service SERVING, reflection answering, and Ctrl-C leaving no process behind."""
+service SERVING, reflection answering, calls authenticated against the development
+identity provider it serves, and Ctrl-C leaving no process behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -16,7 +19,11 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
+from chuhai.bureau.v1 import bureau_service_pb2 as bureau_pb
+from chuhai.bureau.v1 import bureau_service_pb2_grpc as bureau_grpc
 from launcher.embedded import free_port
+from launcher.identity import development_keys
+from runtime.kernel.identity import Principal, Role
 
 pytestmark = pytest.mark.integration
 
@@ -58,16 +65,33 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def get_stats(port: int, token: str | None) -> grpc.StatusCode:
+    """The bureau's officers-only GetStats as the holder of ``token``."""
+    metadata = [("authorization", f"Bearer {token}")] if token else None
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            bureau_grpc.BureauServiceStub(channel).GetStats(
+                bureau_pb.GetStatsRequest(), metadata=metadata, timeout=10
+            )
+        except grpc.RpcError as error:
+            return error.code()
+    return grpc.StatusCode.OK
+
+
 def test_platform_serves_every_service_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
     ports = {name: free_port() for name in SERVICES}
+    identity_port = free_port()
     env = {
         key: value
         for key, value in os.environ.items()
         if key not in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")
+        # The platform brings its own identity provider.
+        and not key.startswith("AUTH_")
     }
     env.update({f"{name.upper()}_GRPC_PORT": str(port) for name, port in ports.items()})
     env.update({f"{name.upper()}_METRICS_PORT": str(free_port()) for name in SERVICES})
     env["BUREAU_WEB_PORT"] = str(free_port())
+    env["DEV_IDENTITY_PORT"] = str(identity_port)
     launcher = subprocess.Popen(
         [
             sys.executable,
@@ -101,6 +125,29 @@ def test_platform_serves_every_service_and_ctrl_c_leaves_nothing(tmp_path: Path)
         for name, full_name in SERVICES.items():
             with grpc.insecure_channel(f"127.0.0.1:{ports[name]}") as channel:
                 assert full_name in ProtoReflectionDescriptorDatabase(channel).get_services()
+
+        jwks_url = f"http://127.0.0.1:{identity_port}/.well-known/jwks.json"
+        assert f"identity   {jwks_url}" in text, text
+        assert "/login?token=" in text and "chuhai-platform token officer" in text, text
+        # The launcher's key pair (var/identity) is the one the provider serves and the
+        # services trust: tokens it signs are accepted, with their role checked.
+        keys = development_keys(tmp_path / "var")
+        with urllib.request.urlopen(jwks_url, timeout=5) as response:
+            served = json.load(response)
+        assert [key["kid"] for key in served["keys"]] == [keys.key_id]
+        # The settings' defaults: the launcher's environment has no AUTH_* of its own.
+        tokens = keys.issuer(issuer="chuhai-development", audience="chuhai")
+        officer = tokens.issue(Principal("officer-1", Role.OFFICER))
+        exporter = tokens.issue(Principal("e-1", Role.EXPORTER, "91410000MA44XKRN1X"))
+        stranger = development_keys(tmp_path / "elsewhere").issuer(
+            issuer="chuhai-development", audience="chuhai"
+        )
+        forged = stranger.issue(Principal("officer-1", Role.OFFICER))
+        bureau = ports["bureau"]
+        assert get_stats(bureau, officer) == grpc.StatusCode.OK
+        assert get_stats(bureau, exporter) == grpc.StatusCode.PERMISSION_DENIED
+        assert get_stats(bureau, forged) == grpc.StatusCode.UNAUTHENTICATED
+        assert get_stats(bureau, None) == grpc.StatusCode.UNAUTHENTICATED
         started = descendants(launcher.pid)
         # Four services, the broker and the database.
         assert len(started) >= 6

@@ -21,6 +21,7 @@ from runtime.adapters.events import decode_envelope
 from runtime.adapters.settings import Settings
 from runtime.adapters.topics import BOOTH_EXPORTERS
 from tests.credit_codes import random_credit_code
+from tests.identity import Identities
 from tests.kafka_reading import read_records
 
 pytestmark = pytest.mark.integration
@@ -36,13 +37,17 @@ def start_booth(settings: Settings, port: int, log_path: Path) -> subprocess.Pop
         MONGODB_DATABASE_PREFIX=settings.mongodb_database_prefix,
         BOOTH_GRPC_PORT=str(port),
         BOOTH_METRICS_PORT="0",
+        # The test key pair's tokens, as the settings fixture trusts them.
+        AUTH_ISSUER=settings.auth_issuer,
+        AUTH_AUDIENCE=settings.auth_audience,
+        AUTH_JWKS_FILE=settings.auth_jwks_file,
     )
     with log_path.open("ab") as log:
         return subprocess.Popen([sys.executable, "-m", "booth"], env=env, stdout=log, stderr=log)
 
 
 async def test_booth_killed_mid_load_loses_no_acknowledged_event(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, identities: Identities
 ) -> None:
     port = free_port()
     target = f"127.0.0.1:{port}"
@@ -61,7 +66,9 @@ async def test_booth_killed_mid_load_loses_no_acknowledged_event(
                     request_id=code, credit_code=code, profile=pb.ExporterProfile(name=code)
                 )
                 try:
-                    await stub.RegisterExporter(request, timeout=20)
+                    await stub.RegisterExporter(
+                        request, metadata=identities.exporter(code), timeout=20
+                    )
                 except grpc.aio.AioRpcError:
                     return
                 acknowledged.append(code)

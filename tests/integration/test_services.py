@@ -1,4 +1,5 @@
-"""Every service as a real gRPC server on real infrastructure, called by real clients."""
+"""Every service as a real gRPC server on real infrastructure, called by real clients
+with the tokens of the principals they play (health and reflection need none)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from runtime.adapters.service import ServiceHost
 from runtime.adapters.settings import Settings
 from runtime.adapters.topics import BOOTH_EXPORTERS
 from tests.credit_codes import random_credit_code
+from tests.identity import Identities
 from tests.kafka_reading import read_records
 
 pytestmark = pytest.mark.integration
@@ -99,22 +101,25 @@ async def test_stopping_reports_not_serving_before_the_server_goes(settings: Set
 
 
 async def test_registered_exporter_is_an_event_on_the_booth_topic(
-    settings: Settings, booth_channel: grpc.aio.Channel
+    settings: Settings, booth_channel: grpc.aio.Channel, identities: Identities
 ) -> None:
     stub = booth_grpc.BoothServiceStub(booth_channel)
     code = random_credit_code()
+    exporter = identities.exporter(code)
     request = booth_pb.RegisterExporterRequest(
         request_id=f"req-{code}",
         credit_code=code,
         profile=booth_pb.ExporterProfile(name="许昌瑞贝卡发制品", district="建安区"),
     )
 
-    first = await stub.RegisterExporter(request, timeout=10)
-    retried = await stub.RegisterExporter(request, timeout=10)
+    first = await stub.RegisterExporter(request, metadata=exporter, timeout=10)
+    retried = await stub.RegisterExporter(request, metadata=exporter, timeout=10)
 
     assert first.exporter.credit_code == code
     assert retried == first
-    fetched = await stub.GetExporter(booth_pb.GetExporterRequest(credit_code=code), timeout=10)
+    fetched = await stub.GetExporter(
+        booth_pb.GetExporterRequest(credit_code=code), metadata=exporter, timeout=10
+    )
     assert fetched.exporter.name == "许昌瑞贝卡发制品"
     records = await asyncio.to_thread(
         read_records,
@@ -132,17 +137,20 @@ async def test_registered_exporter_is_an_event_on_the_booth_topic(
 
 
 async def test_bad_requests_get_the_right_status_and_name_the_field(
-    booth_channel: grpc.aio.Channel,
+    booth_channel: grpc.aio.Channel, identities: Identities
 ) -> None:
     stub = booth_grpc.BoothServiceStub(booth_channel)
     code = random_credit_code()
     wrong_check = code[:-1] + ("0" if code[-1] != "0" else "1")
+    exporter = identities.exporter(code)
 
     with pytest.raises(grpc.aio.AioRpcError) as invalid:
         await stub.RegisterExporter(
             booth_pb.RegisterExporterRequest(
                 request_id="r", credit_code=wrong_check, profile=booth_pb.ExporterProfile()
             ),
+            # A token for the (mistyped) code it registers: the request reaches validation.
+            metadata=identities.exporter(wrong_check),
             timeout=10,
         )
     assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -154,6 +162,7 @@ async def test_bad_requests_get_the_right_status_and_name_the_field(
             booth_pb.RegisterExporterRequest(
                 credit_code=code, profile=booth_pb.ExporterProfile(name="x")
             ),
+            metadata=exporter,
             timeout=10,
         )
     assert field_violations(missing_id.value).keys() == {"request_id"}
@@ -162,6 +171,7 @@ async def test_bad_requests_get_the_right_status_and_name_the_field(
         booth_pb.RegisterExporterRequest(
             request_id="first", credit_code=code, profile=booth_pb.ExporterProfile(name="x")
         ),
+        metadata=exporter,
         timeout=10,
     )
     with pytest.raises(grpc.aio.AioRpcError) as duplicate:
@@ -169,12 +179,15 @@ async def test_bad_requests_get_the_right_status_and_name_the_field(
             booth_pb.RegisterExporterRequest(
                 request_id="second", credit_code=code, profile=booth_pb.ExporterProfile(name="y")
             ),
+            metadata=exporter,
             timeout=10,
         )
     assert duplicate.value.code() == grpc.StatusCode.ALREADY_EXISTS
 
     with pytest.raises(grpc.aio.AioRpcError) as unknown:
         await stub.GetExporter(
-            booth_pb.GetExporterRequest(credit_code=random_credit_code()), timeout=10
+            booth_pb.GetExporterRequest(credit_code=random_credit_code()),
+            metadata=identities.officer(),
+            timeout=10,
         )
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND

@@ -28,6 +28,7 @@ from runtime.adapters.service import ServiceHost
 from runtime.adapters.settings import Settings
 from runtime.adapters.topics import WAREHOUSE_RESERVATIONS
 from tests.credit_codes import random_credit_code
+from tests.identity import Identities, Metadata
 from tests.kafka_reading import read_records
 from tests.waiting import eventually
 
@@ -71,7 +72,9 @@ async def test_concurrent_bookings_never_overbook_any_day(
     settings: Settings,
     mongo: AsyncMongoClient,
     unique: str,
+    identities: Identities,
 ) -> None:
+    operator = identities.operator("maasvlakte-bv")
     code = f"NL-RTM-{unique[:6].upper()}"
     await two_instances[0].RegisterWarehouse(
         pb.RegisterWarehouseRequest(
@@ -89,31 +92,40 @@ async def test_concurrent_bookings_never_overbook_any_day(
                 services=[res.LOGISTICS_SERVICE_STORAGE],
             ),
         ),
+        metadata=operator,
         timeout=10,
     )
     today = datetime.now(UTC).date()
     first_day = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
     rng = random.Random(unique)
+    # Each booking is made by its own exporter (whose token names it).
     requests = []
     for index in range(BOOKINGS):
         start = first_day + timedelta(days=rng.randrange(20))
+        exporter = identities.exporter(random_credit_code(rng))
         requests.append(
-            pb.ReserveCapacityRequest(
-                request_id=f"race-{unique}-{index}",
-                warehouse_code=code,
-                exporter_credit_code=random_credit_code(rng),
-                space=res.Space(
-                    pallet_positions=rng.randint(1, LARGEST.pallet_positions),
-                    cubic_metres=rng.randint(0, LARGEST.cubic_metres),
+            (
+                exporter,
+                pb.ReserveCapacityRequest(
+                    request_id=f"race-{unique}-{index}",
+                    warehouse_code=code,
+                    space=res.Space(
+                        pallet_positions=rng.randint(1, LARGEST.pallet_positions),
+                        cubic_metres=rng.randint(0, LARGEST.cubic_metres),
+                    ),
+                    start_date=start.isoformat(),
+                    end_date=(start + timedelta(days=rng.randint(1, 7))).isoformat(),
                 ),
-                start_date=start.isoformat(),
-                end_date=(start + timedelta(days=rng.randint(1, 7))).isoformat(),
             )
         )
 
-    async def book(index: int, request: pb.ReserveCapacityRequest) -> Accepted | None:
+    async def book(
+        index: int, exporter: Metadata, request: pb.ReserveCapacityRequest
+    ) -> Accepted | None:
         try:
-            response = await two_instances[index % 2].ReserveCapacity(request, timeout=60)
+            response = await two_instances[index % 2].ReserveCapacity(
+                request, metadata=exporter, timeout=60
+            )
         except grpc.aio.AioRpcError as error:
             # Refused for lack of space is the only acceptable failure.
             assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error.details()
@@ -127,7 +139,7 @@ async def test_concurrent_bookings_never_overbook_any_day(
             request.space.cubic_metres,
         )
 
-    outcomes = await asyncio.gather(*(book(i, r) for i, r in enumerate(requests)))
+    outcomes = await asyncio.gather(*(book(i, e, r) for i, (e, r) in enumerate(requests)))
     accepted = [outcome for outcome in outcomes if outcome is not None]
     # Demand is about three times the capacity: there was a real race for space.
     assert 0 < len(accepted) < BOOKINGS
@@ -144,6 +156,7 @@ async def test_concurrent_bookings_never_overbook_any_day(
             start_date=first_day.isoformat(),
             end_date=(first_day + timedelta(days=WINDOW_DAYS)).isoformat(),
         ),
+        metadata=operator,
         timeout=10,
     )
     for day in usage.days:

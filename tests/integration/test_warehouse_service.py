@@ -1,9 +1,13 @@
-"""The warehouse service through real gRPC on real Kafka and MongoDB."""
+"""The warehouse service through real gRPC on real Kafka and MongoDB.
+
+The operator of every warehouse here calls through ``stub`` (a channel carrying its
+token); exporters and officers through ``callers``, with their token on each call."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import grpc
@@ -19,7 +23,9 @@ from runtime.adapters.grpc_errors import field_violations
 from runtime.adapters.service import ServiceHost
 from runtime.adapters.settings import Settings
 from runtime.adapters.topics import WAREHOUSE_RESERVATIONS, WAREHOUSE_WAREHOUSES
+from runtime.kernel.identity import Role
 from tests.credit_codes import random_credit_code
+from tests.identity import Identities, Metadata
 from tests.kafka_reading import read_records
 
 pytestmark = pytest.mark.integration
@@ -30,17 +36,44 @@ CUSTOMS = res.LOGISTICS_SERVICE_CUSTOMS_CLEARANCE
 FBA = res.LOGISTICS_SERVICE_FBA_TRANSFER
 SHOWROOM = res.LOGISTICS_SERVICE_EXHIBITION_SHOWROOM
 COLOGNE = res.GeoPoint(latitude=50.9375, longitude=6.9603)
+OPERATOR_ID = "henan-overseas-logistics"
+
+
+@dataclass(frozen=True)
+class Callers:
+    """The service for callers other than the operator: pass ``metadata=``."""
+
+    stub: pb_grpc.WarehouseServiceStub
+    identities: Identities
+
+    def exporter(self, credit_code: str) -> Metadata:
+        return self.identities.exporter(credit_code)
+
+    def officer(self) -> Metadata:
+        return self.identities.officer()
 
 
 @pytest.fixture
-async def stub(settings: Settings) -> AsyncIterator[pb_grpc.WarehouseServiceStub]:
+async def address(settings: Settings) -> AsyncIterator[str]:
     host = ServiceHost("warehouse", warehouse.grpc_api.build, settings)
     await host.start()
     try:
-        async with grpc.aio.insecure_channel(host.server.address) as channel:
-            yield pb_grpc.WarehouseServiceStub(channel)
+        yield host.server.address
     finally:
         await host.stop()
+
+
+@pytest.fixture
+async def stub(address: str, identities: Identities) -> AsyncIterator[pb_grpc.WarehouseServiceStub]:
+    """The operator of every warehouse these tests register."""
+    async with identities.channel(address, Role.OPERATOR, OPERATOR_ID) as channel:
+        yield pb_grpc.WarehouseServiceStub(channel)
+
+
+@pytest.fixture
+async def callers(address: str, identities: Identities) -> AsyncIterator[Callers]:
+    async with grpc.aio.insecure_channel(address) as channel:
+        yield Callers(pb_grpc.WarehouseServiceStub(channel), identities)
 
 
 def first_of_next_month(day: date) -> date:
@@ -93,7 +126,7 @@ async def register(
 
 
 async def reserve(
-    stub: pb_grpc.WarehouseServiceStub,
+    callers: Callers,
     code: str,
     start: date,
     end: date,
@@ -103,15 +136,16 @@ async def reserve(
     request_id: str = "",
     exporter: str = "",
 ) -> res.Reservation:
-    response = await stub.ReserveCapacity(
+    """Reserve as ``exporter`` (a new one when not given)."""
+    response = await callers.stub.ReserveCapacity(
         pb.ReserveCapacityRequest(
             request_id=request_id or f"reserve-{random_credit_code()}",
             warehouse_code=code,
-            exporter_credit_code=exporter or random_credit_code(),
             space=res.Space(pallet_positions=pallets, cubic_metres=cubic_metres),
             start_date=start.isoformat(),
             end_date=end.isoformat(),
         ),
+        metadata=callers.exporter(exporter or random_credit_code()),
         timeout=10,
     )
     return response.reservation
@@ -142,7 +176,7 @@ async def events(settings: Settings, topic: str, code: str, expected: int) -> li
 
 
 async def test_acceptance_find_german_last_mile_space_next_month_and_book_until_full(
-    stub: pb_grpc.WarehouseServiceStub, unique: str
+    stub: pb_grpc.WarehouseServiceStub, callers: Callers, unique: str
 ) -> None:
     tag = unique[:6].upper()
     hamburg, duisburg, munich = f"DE-HAM-{tag}", f"DE-DUI-{tag}", f"DE-MUC-{tag}"
@@ -177,7 +211,7 @@ async def test_acceptance_find_german_last_mile_space_next_month_and_book_until_
     start, end = next_month()
     # Duisburg is mostly taken next month; Munich is closed.
     await reserve(
-        stub, duisburg, start + timedelta(days=10), start + timedelta(days=12), pallets=250
+        callers, duisburg, start + timedelta(days=10), start + timedelta(days=12), pallets=250
     )
     await stub.SuspendWarehouse(
         pb.SuspendWarehouseRequest(request_id=f"s-{munich}", code=munich, reason="fire inspection"),
@@ -201,9 +235,9 @@ async def test_acceptance_find_german_last_mile_space_next_month_and_book_until_
 
     # Book Hamburg for the whole of next month until it is full.
     for _ in range(5):
-        await reserve(stub, hamburg, start, end, pallets=100)
+        await reserve(callers, hamburg, start, end, pallets=100)
     with pytest.raises(grpc.aio.AioRpcError) as full:
-        await reserve(stub, hamburg, start, end, pallets=100)
+        await reserve(callers, hamburg, start, end, pallets=100)
     assert full.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert full.value.details() == (
         f"not enough space in warehouse {hamburg} on {start.isoformat()}: "
@@ -252,7 +286,7 @@ async def test_search_pages_through_every_match_in_distance_order(
 
 
 async def test_retries_return_the_first_answer_and_record_one_event(
-    stub: pb_grpc.WarehouseServiceStub, settings: Settings, unique: str
+    stub: pb_grpc.WarehouseServiceStub, callers: Callers, settings: Settings, unique: str
 ) -> None:
     code = f"FR-LEH-{unique[:6].upper()}"
     registration = pb.RegisterWarehouseRequest(
@@ -263,19 +297,29 @@ async def test_retries_return_the_first_answer_and_record_one_event(
     first = await stub.RegisterWarehouse(registration, timeout=10)
     retried = await stub.RegisterWarehouse(registration, timeout=10)
     assert retried == first
-    fetched = await stub.GetWarehouse(pb.GetWarehouseRequest(code=code.lower()), timeout=10)
+    assert first.warehouse.operator_id == OPERATOR_ID
+    # Anyone may read the registry: here an exporter.
+    exporter = random_credit_code()
+    fetched = await callers.stub.GetWarehouse(
+        pb.GetWarehouseRequest(code=code.lower()), metadata=callers.exporter(exporter), timeout=10
+    )
     assert fetched.warehouse == first.warehouse
 
     start, _ = next_month()
     booking = pb.ReserveCapacityRequest(
         request_id=f"reserve-{unique}",
         warehouse_code=code,
-        exporter_credit_code=random_credit_code(),
         space=res.Space(pallet_positions=30, cubic_metres=200),
         start_date=start.isoformat(),
         end_date=(start + timedelta(days=3)).isoformat(),
     )
-    answers = await asyncio.gather(*(stub.ReserveCapacity(booking, timeout=10) for _ in range(3)))
+    answers = await asyncio.gather(
+        *(
+            callers.stub.ReserveCapacity(booking, metadata=callers.exporter(exporter), timeout=10)
+            for _ in range(3)
+        )
+    )
+    assert answers[0].reservation.exporter_credit_code == exporter
     assert len({answer.reservation.reservation_id for answer in answers}) == 1
     assert await utilisation(stub, code, start, start + timedelta(days=4)) == [30, 30, 30, 0]
 
@@ -289,6 +333,7 @@ async def test_retries_return_the_first_answer_and_record_one_event(
     assert snapshot.code == code
     assert snapshot.country_code == "FR"
     assert (snapshot.capacity_pallet_positions, snapshot.capacity_cubic_metres) == (40, 300)
+    assert snapshot.operator_id == OPERATOR_ID
 
     reserved = await events(settings, WAREHOUSE_RESERVATIONS.name, code, 1)
     assert len(reserved) == 1
@@ -300,18 +345,18 @@ async def test_retries_return_the_first_answer_and_record_one_event(
         200,
         3,
     )
-    assert event.exporter_credit_code == booking.exporter_credit_code
+    assert event.exporter_credit_code == exporter
 
 
 async def test_cancelling_frees_the_days_it_held(
-    stub: pb_grpc.WarehouseServiceStub, settings: Settings, unique: str
+    stub: pb_grpc.WarehouseServiceStub, callers: Callers, settings: Settings, unique: str
 ) -> None:
     code = f"IT-MIL-{unique[:6].upper()}"
     await register(stub, code, profile("IT", "Milan", 45.4642, 9.19, [SHOWROOM], 10))
     exporter = random_credit_code()
     start, _ = next_month()
     held = await reserve(
-        stub,
+        callers,
         code,
         start + timedelta(days=1),
         start + timedelta(days=4),
@@ -320,7 +365,9 @@ async def test_cancelling_frees_the_days_it_held(
     )
     # Overlapping only on day 3: refused there, with the day named.
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await reserve(stub, code, start + timedelta(days=3), start + timedelta(days=6), pallets=5)
+        await reserve(
+            callers, code, start + timedelta(days=3), start + timedelta(days=6), pallets=5
+        )
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert f"on {(start + timedelta(days=3)).isoformat()}: 2 pallet positions free" in (
         refused.value.details()
@@ -330,12 +377,16 @@ async def test_cancelling_frees_the_days_it_held(
     cancel = pb.CancelReservationRequest(
         request_id=f"cancel-{unique}", reservation_id=held.reservation_id, reason="fair moved"
     )
-    cancelled = await stub.CancelReservation(cancel, timeout=10)
+    # Its exporter cancels; its warehouse's operator (stub) could too.
+    as_exporter = callers.exporter(exporter)
+    cancelled = await callers.stub.CancelReservation(cancel, metadata=as_exporter, timeout=10)
     assert cancelled.reservation.status == res.RESERVATION_STATUS_CANCELLED
-    assert await stub.CancelReservation(cancel, timeout=10) == cancelled
+    assert (
+        await callers.stub.CancelReservation(cancel, metadata=as_exporter, timeout=10) == cancelled
+    )
     assert set(await utilisation(stub, code, start, start + timedelta(days=6))) == {0}
     later = await reserve(
-        stub,
+        callers,
         code,
         start + timedelta(days=3),
         start + timedelta(days=6),
@@ -351,14 +402,17 @@ async def test_cancelling_frees_the_days_it_held(
     assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "already cancelled" in again.value.details()
 
-    listed = await stub.ListReservations(
-        pb.ListReservationsRequest(exporter_credit_code=exporter, page_size=1), timeout=10
+    listed = await callers.stub.ListReservations(
+        pb.ListReservationsRequest(exporter_credit_code=exporter, page_size=1),
+        metadata=as_exporter,
+        timeout=10,
     )
     assert [r.reservation_id for r in listed.reservations] == [held.reservation_id]
-    second = await stub.ListReservations(
+    second = await callers.stub.ListReservations(
         pb.ListReservationsRequest(
             exporter_credit_code=exporter, page_size=1, page_token=listed.next_page_token
         ),
+        metadata=as_exporter,
         timeout=10,
     )
     assert [r.reservation_id for r in second.reservations] == [later.reservation_id]
@@ -385,12 +439,12 @@ async def test_cancelling_frees_the_days_it_held(
 
 
 async def test_update_suspend_and_reactivate(
-    stub: pb_grpc.WarehouseServiceStub, settings: Settings, unique: str
+    stub: pb_grpc.WarehouseServiceStub, callers: Callers, settings: Settings, unique: str
 ) -> None:
     code = f"GB-FXT-{unique[:6].upper()}"
     await register(stub, code, profile("GB", "Felixstowe", 51.9617, 1.3513, [STORAGE], 100))
     start, _ = next_month()
-    await reserve(stub, code, start, start + timedelta(days=2), pallets=60)
+    await reserve(callers, code, start, start + timedelta(days=2), pallets=60)
 
     async def update(pallets: int, request_id: str) -> pb.UpdateWarehouseResponse:
         return await stub.UpdateWarehouse(
@@ -420,18 +474,22 @@ async def test_update_suspend_and_reactivate(
     )
     assert suspended.warehouse.status == res.WAREHOUSE_STATUS_SUSPENDED
     with pytest.raises(grpc.aio.AioRpcError) as closed:
-        await reserve(stub, code, start, start + timedelta(days=1), pallets=1)
+        await reserve(callers, code, start, start + timedelta(days=1), pallets=1)
     assert closed.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "suspended (customs audit)" in closed.value.details()
     search = pb.SearchWarehousesRequest(country_code="GB")
-    assert code not in {m.warehouse.code for m in (await stub.SearchWarehouses(search)).matches}
+    assert code not in {
+        m.warehouse.code for m in (await stub.SearchWarehouses(search, timeout=10)).matches
+    }
     search.include_suspended = True
-    assert code in {m.warehouse.code for m in (await stub.SearchWarehouses(search)).matches}
+    assert code in {
+        m.warehouse.code for m in (await stub.SearchWarehouses(search, timeout=10)).matches
+    }
 
     await stub.ReactivateWarehouse(
         pb.ReactivateWarehouseRequest(request_id="reactivate", code=code), timeout=10
     )
-    await reserve(stub, code, start, start + timedelta(days=1), pallets=90)
+    await reserve(callers, code, start, start + timedelta(days=1), pallets=90)
 
     registry_events = await events(settings, WAREHOUSE_WAREHOUSES.name, code, 4)
     assert [e.WhichOneof("payload") for e in registry_events] == [
@@ -448,7 +506,7 @@ async def test_update_suspend_and_reactivate(
 
 
 async def test_bad_requests_get_clear_status_codes_and_name_their_fields(
-    stub: pb_grpc.WarehouseServiceStub, unique: str
+    stub: pb_grpc.WarehouseServiceStub, callers: Callers, unique: str
 ) -> None:
     code = f"ES-VLC-{unique[:6].upper()}"
     bad_profile = profile("Spain", "", 39.4699, -190, [0], -5)
@@ -486,35 +544,37 @@ async def test_bad_requests_get_clear_status_codes_and_name_their_fields(
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
     start, end = next_month()
     with pytest.raises(grpc.aio.AioRpcError) as unknown_booking:
-        await reserve(stub, "NO-SUCH-1", start, end, pallets=1)
+        await reserve(callers, "NO-SUCH-1", start, end, pallets=1)
     assert unknown_booking.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.aio.AioRpcError) as unknown_reservation:
-        await stub.CancelReservation(
-            pb.CancelReservationRequest(request_id="c", reservation_id="nope"), timeout=10
+        await callers.stub.CancelReservation(
+            pb.CancelReservationRequest(request_id="c", reservation_id="nope"),
+            metadata=callers.exporter(random_credit_code()),
+            timeout=10,
         )
     assert unknown_reservation.value.code() == grpc.StatusCode.NOT_FOUND
 
     with pytest.raises(grpc.aio.AioRpcError) as bad_booking:
-        await stub.ReserveCapacity(
+        await callers.stub.ReserveCapacity(
             pb.ReserveCapacityRequest(
                 request_id="r",
                 warehouse_code=code,
-                exporter_credit_code="91411000XXXXXXXXXX",
                 space=res.Space(),
                 start_date=end.isoformat(),
                 end_date=start.isoformat(),
             ),
+            metadata=callers.exporter(random_credit_code()),
             timeout=10,
         )
     assert bad_booking.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(field_violations(bad_booking.value)) == {"exporter_credit_code", "space", "end_date"}
+    assert set(field_violations(bad_booking.value)) == {"space", "end_date"}
 
     with pytest.raises(grpc.aio.AioRpcError) as too_long:
-        await reserve(stub, code, start, start + timedelta(days=367), pallets=1)
+        await reserve(callers, code, start, start + timedelta(days=367), pallets=1)
     assert field_violations(too_long.value) == {"end_date": "a period spans at most 366 days"}
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     with pytest.raises(grpc.aio.AioRpcError) as past:
-        await reserve(stub, code, yesterday, end, pallets=1)
+        await reserve(callers, code, yesterday, end, pallets=1)
     assert set(field_violations(past.value)) == {"start_date"}
 
     with pytest.raises(grpc.aio.AioRpcError) as no_period:
@@ -525,5 +585,7 @@ async def test_bad_requests_get_clear_status_codes_and_name_their_fields(
     assert set(field_violations(no_period.value)) == {"available_from", "page_size"}
 
     with pytest.raises(grpc.aio.AioRpcError) as nobody:
-        await stub.ListReservations(pb.ListReservationsRequest(), timeout=10)
+        await callers.stub.ListReservations(
+            pb.ListReservationsRequest(), metadata=callers.officer(), timeout=10
+        )
     assert set(field_violations(nobody.value)) == {"warehouse_code"}

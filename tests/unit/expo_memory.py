@@ -57,7 +57,7 @@ class MemoryExpoStore:
 
     async def save_edition_status(self, edition: Edition, expected: EditionStatus) -> None:
         if self.editions[edition.edition_id].status != expected:
-            raise Aborted(f"{edition.edition_id} changed")
+            raise Aborted(f"{edition.edition_id} changed", reason="TRANSACTION_CONFLICT")
         self.editions[edition.edition_id] = replace(
             self.editions[edition.edition_id], status=edition.status
         )
@@ -116,6 +116,9 @@ class MemoryExpoStore:
     async def buyer(self, buyer_id: str) -> Buyer | None:
         return self.buyers.get(buyer_id)
 
+    async def buyer_registered_by(self, subject: str) -> Buyer | None:
+        return next((b for b in self.buyers.values() if b.subject == subject), None)
+
     async def add_buyers(self, buyers: Collection[Buyer]) -> None:
         for buyer in buyers:
             self.buyers[buyer.buyer_id] = buyer
@@ -138,7 +141,7 @@ class MemoryExpoStore:
 
     async def save_intent(self, intent: Intent, expected: IntentState) -> None:
         if self.intents[intent.intent_id].state != expected:
-            raise Aborted(f"{intent.intent_id} changed")
+            raise Aborted(f"{intent.intent_id} changed", reason="TRANSACTION_CONFLICT")
         self.intents[intent.intent_id] = intent
 
     async def due_intent_ids(

@@ -124,8 +124,11 @@ def test_allowed_transitions(current: ApplicationState, target: ApplicationState
 def test_forbidden_transitions_name_both_states(
     current: ApplicationState, target: ApplicationState
 ) -> None:
-    with pytest.raises(FailedPrecondition, match=f"{current.name.lower()}.*{target.name.lower()}"):
+    with pytest.raises(
+        FailedPrecondition, match=f"{current.name.lower()}.*{target.name.lower()}"
+    ) as refused:
         require_transition(current, target, "app-1")
+    assert refused.value.reason == "APPLICATION_TRANSITION_NOT_ALLOWED"
 
 
 def test_withdrawal_is_free_then_half_then_full_fee() -> None:
@@ -271,8 +274,9 @@ def test_a_fair_opens_at_utc_midnight_of_its_first_phase() -> None:
 
 def test_fair_status_goes_draft_open_closed_open() -> None:
     fair, _ = Fair.create(announcement(), T0)
-    with pytest.raises(FailedPrecondition, match="draft; it cannot become closed"):
+    with pytest.raises(FailedPrecondition, match="draft; it cannot become closed") as refused:
         fair.close()
+    assert refused.value.reason == "FAIR_TRANSITION_NOT_ALLOWED"
     opened, event = fair.open()
     assert (opened.status, event) == (FairStatus.OPEN, FairOpened("canton-139"))
     with pytest.raises(FailedPrecondition, match="open; it cannot become open"):
@@ -284,8 +288,9 @@ def test_fair_status_goes_draft_open_closed_open() -> None:
 
 def test_a_fair_admits_an_application_only_when_open_in_time_and_zone() -> None:
     draft, _ = Fair.create(announcement(), T0)
-    with pytest.raises(FailedPrecondition, match="not open"):
+    with pytest.raises(FailedPrecondition, match="not open") as not_open:
         draft.admit(BoothType.STANDARD, "670420", T0)
+    assert not_open.value.reason == "FAIR_NOT_OPEN"
     fair, _ = draft.open()
     with pytest.raises(InvalidArgument) as no_zone:
         fair.admit(BoothType.STANDARD, "090111", T0)
@@ -293,8 +298,9 @@ def test_a_fair_admits_an_application_only_when_open_in_time_and_zone() -> None:
     with pytest.raises(InvalidArgument) as no_brand:
         fair.admit(BoothType.BRAND, "670420", T0)
     assert no_brand.value.violations[0].field == "booth_type"
-    with pytest.raises(FailedPrecondition, match="closed at"):
+    with pytest.raises(FailedPrecondition, match="closed at") as late:
         fair.admit(BoothType.STANDARD, "670420", T0 + timedelta(seconds=1))
+    assert late.value.reason == "APPLICATION_DEADLINE_PASSED"
     admission = fair.admit(BoothType.STANDARD, "670420", T0)
     assert (admission.zone_code, admission.at) == ("H2", T0)
 
@@ -308,13 +314,14 @@ def test_submission_scores_at_once_and_says_so_twice() -> None:
     fair, _ = Fair.create(announcement(), T0)
     fair, _ = fair.open()
     application, events = Application.submit(
-        fair.admit(BoothType.STANDARD, "670420", T0), exporter()
+        fair.admit(BoothType.STANDARD, "670420", T0), exporter(), "exporter:alice"
     )
     assert application.application_id == "canton-139:91411000X:standard"
     assert (application.state, application.score) == (ApplicationState.SCORED, 6)
+    # The submission is the caller's; the score is the platform's.
     assert [(t.state, t.by, t.reason) for t in application.history] == [
-        (ApplicationState.SUBMITTED, "exporter", ""),
-        (ApplicationState.SCORED, "system", "scoring sheet"),
+        (ApplicationState.SUBMITTED, "exporter:alice", ""),
+        (ApplicationState.SCORED, "service:chuhai", "scoring sheet"),
     ]
     assert [type(e) for e in events] == [BoothApplicationSubmitted, BoothApplicationScored]
     assert events[0].district == "建安区"
@@ -344,7 +351,7 @@ def test_allocation_numbers_new_booths_and_waitlists_the_rest_in_rank_order() ->
         candidate("w", 60, T0, state=ApplicationState.WAITLISTED),
         candidate("d", 10, T0),
     ]
-    round_ = allocate_booths(usage, candidates, T0 + timedelta(days=1))
+    round_ = allocate_booths(usage, candidates, T0 + timedelta(days=1), "officer:bob")
     assert (round_.newly_allocated, round_.newly_waitlisted) == (2, 2)
     assert (round_.usage.allocated, round_.usage.issued) == (3, 6)
     assert [(e.application_id, e.booth_number, e.quota) for e in round_.events[:2]] == [
@@ -361,13 +368,15 @@ def test_allocation_numbers_new_booths_and_waitlists_the_rest_in_rank_order() ->
         "c": ApplicationState.WAITLISTED,
         "d": ApplicationState.WAITLISTED,
     }
+    assert {a.history[-1].by for a in round_.changed} == {"officer:bob"}
 
 
 def test_the_quota_is_never_exceeded() -> None:
     usage = QuotaUse("canton-139", BoothType.STANDARD, quota=2, allocated=2, issued=2)
     assert usage.free == 0
-    with pytest.raises(FailedPrecondition, match="quota of canton-139 would be exceeded"):
+    with pytest.raises(FailedPrecondition, match="quota of canton-139 would be exceeded") as full:
         usage.allocate(1)
+    assert full.value.reason == "QUOTA_EXCEEDED"
 
 
 def test_waitlist_positions_follow_the_ranking_rule() -> None:
@@ -382,8 +391,9 @@ def test_withdrawing_a_booth_charges_the_penalty_and_hands_the_booth_on() -> Non
         "h", 80, T0, state=ApplicationState.ALLOCATED, booth_number="S-0001", allocated_at=T0
     )
     late = T0 + timedelta(days=11)
-    withdrawn, event = holder.withdraw("capacity", fair, late)
+    withdrawn, event = holder.withdraw("capacity", fair, late, "exporter:alice")
     assert (withdrawn.state, withdrawn.penalty_fen) == (ApplicationState.WITHDRAWN, 1_000_000)
+    assert withdrawn.history[-1].by == "exporter:alice"
     assert (event.previous_state, event.booth_number, event.penalty_fen) == (
         ApplicationState.ALLOCATED,
         "S-0001",
@@ -401,8 +411,9 @@ def test_withdrawing_a_booth_charges_the_penalty_and_hands_the_booth_on() -> Non
         "first",
         "S-0001",
     )
+    # Nobody asked for the promotion: the platform made it.
     assert (handover.promoted.history[-1].by, handover.promoted.history[-1].reason) == (
-        "system",
+        "service:chuhai",
         "waitlist promotion",
     )
     assert handover.events[1] == WaitlistPromoted(
@@ -415,5 +426,5 @@ def test_withdrawing_a_booth_charges_the_penalty_and_hands_the_booth_on() -> Non
 def test_a_waitlisted_withdrawal_costs_nothing() -> None:
     fair, _ = Fair.create(announcement(), T0)
     waiting = candidate("w", 1, T0, state=ApplicationState.WAITLISTED)
-    withdrawn, event = waiting.withdraw("", fair, T0 + timedelta(days=365))
+    withdrawn, event = waiting.withdraw("", fair, T0 + timedelta(days=365), "exporter:alice")
     assert (withdrawn.penalty_fen, event.booth_number) == (0, "")

@@ -1,4 +1,5 @@
-"""The booth use cases on an in-memory store: state changes and the events recorded."""
+"""The booth use cases on an in-memory store: state changes, the events recorded, and
+which objects each caller may touch (someone else's reads exactly as a missing one)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,14 @@ from booth.domain import (
     Zone,
 )
 from runtime.adapters.pagination import PageRequest, page_request
-from runtime.kernel.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from runtime.kernel.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from runtime.kernel.identity import Principal, Role
 from runtime.kernel.validation import Validator
 from tests.fakes import DEFAULT_NOW, FakeUnitOfWork
 from tests.unit.booth_memory import MemoryBoothStore
@@ -47,6 +55,19 @@ from tests.unit.booth_memory import MemoryBoothStore
 FAIR = "canton-139"
 HAIR, MOTORS = "670420", "850152"
 Uow = FakeUnitOfWork[MemoryBoothStore]
+OFFICER = Principal(subject="officer-1", role=Role.OFFICER)
+EXPO = Principal(subject="expo", role=Role.SERVICE, party="expo")
+
+
+def exporter(code: str) -> Principal:
+    """The token of the firm with credit code ``code``."""
+    return Principal(subject=f"user-{code.lower()}", role=Role.EXPORTER, party=code)
+
+
+def acting(uow: Uow, principal: Principal) -> Uow:
+    """The unit of work, now run for ``principal``."""
+    uow.actor = principal
+    return uow
 
 
 def page(size: int = 0, token: str = "", query: object = "q", keys: int = 1) -> PageRequest:
@@ -95,17 +116,22 @@ def uow() -> Uow:
 async def open_fair_with(uow: Uow, turnovers: dict[str, int], quota: int = 2) -> None:
     """An open fair, and one scored application per exporter (score: 2 per million USD),
     submitted a minute apart in the order given."""
-    await handlers.create_fair(uow, announcement(quota=quota))
+    await handlers.create_fair(acting(uow, OFFICER), announcement(quota=quota))
     await handlers.open_fair(uow, FAIR)
     for code, turnover in turnovers.items():
-        await handlers.register_exporter(
-            uow, RegisterExporter(code, profile(f"firm {code}", turnover))
-        )
-        await handlers.submit_application(
-            uow, SubmitApplication(FAIR, code, BoothType.STANDARD, HAIR)
-        )
+        await register(uow, code, turnover)
+        await handlers.submit_application(uow, SubmitApplication(FAIR, BoothType.STANDARD, HAIR))
         uow.advance(timedelta(minutes=1))
+    acting(uow, OFFICER)
     uow.take_events()
+
+
+async def register(uow: Uow, code: str, turnover: int = 0, district: str = "建安区") -> None:
+    """Registers the firm ``code``, as itself; the unit of work then runs for it."""
+    await handlers.register_exporter(
+        acting(uow, exporter(code)),
+        RegisterExporter(code, profile(f"firm {code}", turnover, district)),
+    )
 
 
 def app_id(code: str) -> str:
@@ -113,16 +139,26 @@ def app_id(code: str) -> str:
 
 
 async def allocate(uow: Uow) -> handlers.AllocationResult:
-    return await handlers.run_allocation(uow, RunAllocation(FAIR, BoothType.STANDARD))
+    return await handlers.run_allocation(
+        acting(uow, OFFICER), RunAllocation(FAIR, BoothType.STANDARD)
+    )
+
+
+async def withdraw(uow: Uow, code: str, reason: str = "") -> handlers.Withdrawal:
+    """The firm ``code`` withdraws its application."""
+    return await handlers.withdraw_application(
+        acting(uow, exporter(code)), WithdrawApplication(app_id(code), reason)
+    )
 
 
 # Exporters -------------------------------------------------------------------------------
 
 
 async def test_register_exporter_stores_it_and_says_so_once(uow: Uow) -> None:
-    exporter = await handlers.register_exporter(uow, RegisterExporter("C1", profile("许昌发制品")))
-    assert uow.store.exporters["C1"] == exporter
-    assert exporter.registered_at == exporter.updated_at == DEFAULT_NOW
+    acting(uow, exporter("C1"))
+    firm = await handlers.register_exporter(uow, RegisterExporter("C1", profile("许昌发制品")))
+    assert uow.store.exporters["C1"] == firm
+    assert firm.registered_at == firm.updated_at == DEFAULT_NOW
     assert uow.take_events() == [
         ExporterRegistered("C1", "许昌发制品", "建安区", "hair products", (HAIR,))
     ]
@@ -133,7 +169,9 @@ async def test_register_exporter_stores_it_and_says_so_once(uow: Uow) -> None:
 
 
 async def test_update_exporter_replaces_the_profile(uow: Uow) -> None:
-    await handlers.register_exporter(uow, RegisterExporter("C1", profile("old")))
+    await handlers.register_exporter(
+        acting(uow, exporter("C1")), RegisterExporter("C1", profile("old"))
+    )
     uow.take_events()
     uow.advance(timedelta(hours=1))
     updated = await handlers.update_exporter(
@@ -147,16 +185,18 @@ async def test_update_exporter_replaces_the_profile(uow: Uow) -> None:
     assert uow.store.exporters["C1"] == updated
     assert uow.take_events() == [ExporterUpdated("C1", "new", "魏都区", "hair products", (HAIR,))]
     with pytest.raises(NotFound, match="no exporter with credit code C9"):
-        await handlers.update_exporter(uow, UpdateExporter("C9", profile("x")))
+        await handlers.update_exporter(
+            acting(uow, exporter("C9")), UpdateExporter("C9", profile("x"))
+        )
 
 
 async def test_get_and_list_exporters_by_district_page_by_page(uow: Uow) -> None:
     for code, district in [("C3", "A"), ("C1", "A"), ("C2", "B"), ("C4", "A")]:
-        await handlers.register_exporter(uow, RegisterExporter(code, profile(code, 0, district)))
+        await register(uow, code, district=district)
     store = uow.store
-    assert (await handlers.get_exporter(store, "C2")).profile.district == "B"
+    assert (await handlers.get_exporter(store, "C2", OFFICER)).profile.district == "B"
     with pytest.raises(NotFound):
-        await handlers.get_exporter(store, "C9")
+        await handlers.get_exporter(store, "C9", OFFICER)
     first, token = await handlers.list_exporters(store, "A", page(2))
     assert [e.credit_code for e in first] == ["C1", "C3"]
     rest, last = await handlers.list_exporters(store, "A", page(2, token))
@@ -211,10 +251,10 @@ async def test_list_fairs_pages_by_id(uow: Uow) -> None:
 
 async def test_submit_application_scores_it_and_records_both_facts(uow: Uow) -> None:
     await open_fair_with(uow, {})
-    await handlers.register_exporter(uow, RegisterExporter("C1", profile("a", 7_900_000)))
+    await register(uow, "C1", 7_900_000)
     uow.take_events()
     application = await handlers.submit_application(
-        uow, SubmitApplication(FAIR, "C1", BoothType.STANDARD, HAIR)
+        uow, SubmitApplication(FAIR, BoothType.STANDARD, HAIR)
     )
     assert uow.store.applications[app_id("C1")] == application
     assert (application.state, application.score, application.zone_code) == (
@@ -229,30 +269,26 @@ async def test_submit_application_scores_it_and_records_both_facts(uow: Uow) -> 
         BoothApplicationScored(app_id("C1"), FAIR, BoothType.STANDARD, 14),
     ]
     with pytest.raises(AlreadyExists, match=f"C1 already applied for a standard booth at {FAIR}"):
-        await handlers.submit_application(
-            uow, SubmitApplication(FAIR, "C1", BoothType.STANDARD, HAIR)
-        )
+        await handlers.submit_application(uow, SubmitApplication(FAIR, BoothType.STANDARD, HAIR))
     assert uow.events == []
 
 
 async def test_submission_is_refused_with_the_fairs_reason_first(uow: Uow) -> None:
     await handlers.create_fair(uow, announcement())
-    submit = SubmitApplication(FAIR, "UNKNOWN", BoothType.STANDARD, HAIR)
-    # A draft fair refuses whoever asks; an open one then asks who the exporter is.
+    # An unregistered firm's token: a draft fair refuses whoever asks; an open one then
+    # asks who the exporter is.
+    submit = SubmitApplication(FAIR, BoothType.STANDARD, HAIR)
     with pytest.raises(FailedPrecondition, match="not open for applications"):
-        await handlers.submit_application(uow, submit)
-    await handlers.open_fair(uow, FAIR)
+        await handlers.submit_application(acting(uow, exporter("UNKNOWN")), submit)
+    await handlers.open_fair(acting(uow, OFFICER), FAIR)
+    acting(uow, exporter("UNKNOWN"))
     with pytest.raises(NotFound, match="no exporter with credit code UNKNOWN"):
         await handlers.submit_application(uow, submit)
     with pytest.raises(InvalidArgument) as wrong_zone:
-        await handlers.submit_application(
-            uow, SubmitApplication(FAIR, "UNKNOWN", BoothType.STANDARD, MOTORS)
-        )
+        await handlers.submit_application(uow, SubmitApplication(FAIR, BoothType.STANDARD, MOTORS))
     assert wrong_zone.value.violations[0].field == "main_product_hs_code"
     with pytest.raises(NotFound, match="no fair 'nope'"):
-        await handlers.submit_application(
-            uow, SubmitApplication("nope", "UNKNOWN", BoothType.STANDARD, HAIR)
-        )
+        await handlers.submit_application(uow, SubmitApplication("nope", BoothType.STANDARD, HAIR))
     uow.advance(timedelta(days=11))
     with pytest.raises(FailedPrecondition, match="closed at"):
         await handlers.submit_application(uow, submit)
@@ -280,7 +316,7 @@ async def test_allocation_respects_the_quota_and_the_priority_order(uow: Uow) ->
     ]
     holder = applications[app_id("C2")]
     assert (holder.history[-1].by, holder.history[-1].reason, holder.allocated_at) == (
-        "bureau",
+        "officer:officer-1",
         "allocation",
         uow.now,
     )
@@ -309,9 +345,7 @@ async def test_withdrawing_a_booth_promotes_the_first_waitlisted_and_charges_the
     uow.take_events()
     writes = uow.store.counter_writes[FAIR, BoothType.STANDARD]
     uow.advance(timedelta(days=25))  # past the allocation deadline, before the opening
-    withdrawal = await handlers.withdraw_application(
-        uow, WithdrawApplication(app_id("C2"), "production capacity")
-    )
+    withdrawal = await withdraw(uow, "C2", "production capacity")
     withdrawn, promoted = withdrawal.application, withdrawal.promoted
     assert (withdrawn.state, withdrawn.penalty_fen) == (ApplicationState.WITHDRAWN, 1_000_000)
     assert withdrawn.history[-1].reason == "production capacity"
@@ -336,11 +370,11 @@ async def test_withdrawing_a_booth_promotes_the_first_waitlisted_and_charges_the
     assert uow.store.counter_writes[FAIR, BoothType.STANDARD] == writes + 1
 
     uow.advance(timedelta(days=30))  # the fair has opened: the whole fee
-    late = await handlers.withdraw_application(uow, WithdrawApplication(app_id("C1"), ""))
+    late = await withdraw(uow, "C1")
     assert (late.application.penalty_fen, late.promoted) == (2_000_000, None)
     assert uow.store.quota_counters[FAIR, BoothType.STANDARD].allocated == 1
     with pytest.raises(FailedPrecondition, match="withdrawn; it cannot become withdrawn"):
-        await handlers.withdraw_application(uow, WithdrawApplication(app_id("C1"), ""))
+        await withdraw(uow, "C1")
     with pytest.raises(NotFound, match="no application 'nope'"):
         await handlers.withdraw_application(uow, WithdrawApplication("nope", ""))
 
@@ -348,9 +382,9 @@ async def test_withdrawing_a_booth_promotes_the_first_waitlisted_and_charges_the
 async def test_a_freed_booth_without_a_waitlist_gets_a_new_number_next_round(uow: Uow) -> None:
     await open_fair_with(uow, {"C1": 5_000_000, "C2": 15_000_000}, quota=2)
     await allocate(uow)
-    await handlers.withdraw_application(uow, WithdrawApplication(app_id("C2"), ""))
-    await handlers.register_exporter(uow, RegisterExporter("C3", profile("late")))
-    await handlers.submit_application(uow, SubmitApplication(FAIR, "C3", BoothType.STANDARD, HAIR))
+    await withdraw(uow, "C2")
+    await register(uow, "C3")
+    await handlers.submit_application(uow, SubmitApplication(FAIR, BoothType.STANDARD, HAIR))
     uow.take_events()
     result = await allocate(uow)
     assert (result.allocated_total, result.newly_allocated) == (2, 1)
@@ -362,7 +396,7 @@ async def test_withdrawing_a_waitlisted_application_is_free_and_frees_nothing(uo
     await allocate(uow)
     uow.take_events()
     uow.advance(timedelta(days=60))
-    withdrawal = await handlers.withdraw_application(uow, WithdrawApplication(app_id("C1"), ""))
+    withdrawal = await withdraw(uow, "C1")
     assert (withdrawal.application.penalty_fen, withdrawal.promoted) == (0, None)
     [event] = uow.take_events()
     assert isinstance(event, BoothApplicationWithdrawn)
@@ -379,7 +413,7 @@ async def test_reject_application_ends_it_unless_it_holds_a_booth(uow: Uow) -> N
     )
     assert rejected.state == ApplicationState.REJECTED
     assert (rejected.history[-1].by, rejected.history[-1].reason) == (
-        "bureau",
+        "officer:officer-1",
         "documents incomplete",
     )
     assert uow.store.applications[app_id("C1")] == rejected
@@ -395,15 +429,16 @@ async def test_reads_give_waitlist_positions_in_priority_order(uow: Uow) -> None
     await open_fair_with(uow, turnovers, quota=1)
     await allocate(uow)
     store = uow.store
-    view = await handlers.get_application(store, app_id("C4"))
+    view = await handlers.get_application(store, app_id("C4"), OFFICER)
     assert (view.application.state, view.waitlist_position) == (ApplicationState.WAITLISTED, 1)
-    assert (await handlers.get_application(store, app_id("C2"))).waitlist_position == 0
+    assert (await handlers.get_application(store, app_id("C2"), OFFICER)).waitlist_position == 0
     with pytest.raises(NotFound, match="no application 'nope'"):
-        await handlers.get_application(store, "nope")
+        await handlers.get_application(store, "nope", OFFICER)
 
     query = ApplicationQuery(fair_id=FAIR, state=ApplicationState.WAITLISTED)
-    first, token = await handlers.list_applications(store, query, page(3, keys=len(PRIORITY)))
-    rest, last = await handlers.list_applications(store, query, page(3, token, keys=len(PRIORITY)))
+    keys = len(PRIORITY)
+    first, token = await handlers.list_applications(store, query, page(3, keys=keys), OFFICER)
+    rest, last = await handlers.list_applications(store, query, page(3, token, keys=keys), OFFICER)
     assert last == ""
     assert [(v.application.credit_code, v.waitlist_position) for v in [*first, *rest]] == [
         ("C4", 1),
@@ -411,9 +446,11 @@ async def test_reads_give_waitlist_positions_in_priority_order(uow: Uow) -> None
         ("C3", 3),
         ("C5", 4),
     ]
-    everyone, _ = await handlers.list_applications(store, ApplicationQuery(), page(keys=3))
+    everyone, _ = await handlers.list_applications(store, ApplicationQuery(), page(keys=3), OFFICER)
     assert [v.application.credit_code for v in everyone] == ["C2", "C4", "C1", "C3", "C5"]
-    mine, _ = await handlers.list_applications(store, ApplicationQuery(credit_code="C3"), page())
+    mine, _ = await handlers.list_applications(
+        store, ApplicationQuery(credit_code="C3"), page(), OFFICER
+    )
     assert [v.application.application_id for v in mine] == [app_id("C3")]
 
 
@@ -425,3 +462,134 @@ async def test_exhibitor_status_names_the_booth_held_at_the_fair(uow: Uow) -> No
     assert await handlers.get_exhibitor_status(uow.store, "C1", FAIR) is None
     with pytest.raises(NotFound, match="no fair 'nope'"):
         await handlers.get_exhibitor_status(uow.store, "C2", "nope")
+
+
+# Who may touch what ----------------------------------------------------------------------
+
+
+async def test_register_exporter_only_for_the_callers_own_credit_code(uow: Uow) -> None:
+    with pytest.raises(PermissionDenied, match="a token for C1 registers only C1, not C2"):
+        await handlers.register_exporter(
+            acting(uow, exporter("C1")), RegisterExporter("C2", profile("not mine"))
+        )
+    partyless = Principal(subject="someone", role=Role.EXPORTER)
+    with pytest.raises(PermissionDenied):
+        await handlers.register_exporter(
+            acting(uow, partyless), RegisterExporter("C2", profile("nobody's"))
+        )
+    assert (uow.store.exporters, uow.events) == ({}, [])
+
+
+async def test_update_exporter_of_another_firm_reads_as_missing(uow: Uow) -> None:
+    await register(uow, "C1")
+    await register(uow, "C2")
+    uow.take_events()
+    with pytest.raises(NotFound) as missing:
+        await handlers.update_exporter(
+            acting(uow, exporter("C9")), UpdateExporter("C9", profile("x"))
+        )
+    for someone_else in (exporter("C2"), OFFICER):
+        with pytest.raises(NotFound) as other:
+            await handlers.update_exporter(
+                acting(uow, someone_else), UpdateExporter("C1", profile("taken over"))
+            )
+        assert str(other.value) == str(missing.value).replace("C9", "C1")
+    assert uow.store.exporters["C1"].profile.name == "firm C1"
+    assert uow.events == []
+
+
+async def test_get_exporter_for_itself_officers_and_services_only(uow: Uow) -> None:
+    await register(uow, "C1")
+    store = uow.store
+    for viewer in (exporter("C1"), OFFICER, EXPO):
+        assert (await handlers.get_exporter(store, "C1", viewer)).credit_code == "C1"
+    with pytest.raises(NotFound) as missing:
+        await handlers.get_exporter(store, "C9", OFFICER)
+    for viewer in (exporter("C2"), Principal("b", Role.BUYER, "B1"), Principal("e", Role.EXPORTER)):
+        with pytest.raises(NotFound) as hidden:
+            await handlers.get_exporter(store, "C1", viewer)
+        assert str(hidden.value) == str(missing.value).replace("C9", "C1")
+
+
+async def test_submit_application_applies_for_the_calling_exporter(uow: Uow) -> None:
+    await open_fair_with(uow, {"C1": 0, "C2": 0})
+    assert {a.credit_code for a in uow.store.applications.values()} == {"C1", "C2"}
+    submitted = uow.store.applications[app_id("C1")]
+    assert [t.by for t in submitted.history] == ["exporter:user-c1", "service:chuhai"]
+    partyless = Principal(subject="someone", role=Role.EXPORTER)
+    with pytest.raises(PermissionDenied):
+        await handlers.submit_application(
+            acting(uow, partyless), SubmitApplication(FAIR, BoothType.STANDARD, HAIR)
+        )
+    assert len(uow.store.applications) == 2
+
+
+async def test_withdraw_someone_elses_application_reads_as_missing(uow: Uow) -> None:
+    await open_fair_with(uow, {"C1": 5_000_000, "C2": 15_000_000}, quota=1)
+    await allocate(uow)
+    uow.take_events()
+    with pytest.raises(NotFound) as missing:
+        await handlers.withdraw_application(
+            acting(uow, exporter("C2")), WithdrawApplication("nope", "")
+        )
+    # Another firm, and an officer too: withdrawing is the applicant's own move.
+    for someone_else in (exporter("C1"), OFFICER):
+        with pytest.raises(NotFound) as other:
+            await handlers.withdraw_application(
+                acting(uow, someone_else), WithdrawApplication(app_id("C2"), "")
+            )
+        assert str(other.value) == str(missing.value).replace("nope", app_id("C2"))
+    assert uow.store.applications[app_id("C2")].state == ApplicationState.ALLOCATED
+    assert uow.events == []
+
+
+async def test_get_application_for_the_applicant_and_officers_only(uow: Uow) -> None:
+    await open_fair_with(uow, {"C1": 0, "C2": 0})
+    store = uow.store
+    for viewer in (exporter("C1"), OFFICER):
+        view = await handlers.get_application(store, app_id("C1"), viewer)
+        assert view.application.credit_code == "C1"
+    with pytest.raises(NotFound) as missing:
+        await handlers.get_application(store, "nope", OFFICER)
+    for viewer in (exporter("C2"), EXPO, Principal("e", Role.EXPORTER)):
+        with pytest.raises(NotFound) as hidden:
+            await handlers.get_application(store, app_id("C1"), viewer)
+        assert str(hidden.value) == str(missing.value).replace("nope", app_id("C1"))
+
+
+async def test_list_applications_for_an_exporter_shows_only_its_own(uow: Uow) -> None:
+    await open_fair_with(uow, {"C1": 0, "C2": 0, "C3": 0})
+    store = uow.store
+
+    async def codes(viewer: Principal, query: ApplicationQuery) -> list[str]:
+        found, _ = await handlers.list_applications(store, query, page(keys=3), viewer)
+        return [v.application.credit_code for v in found]
+
+    assert await codes(exporter("C1"), ApplicationQuery()) == ["C1"]
+    # A filter naming another firm still only ever shows the caller's own.
+    assert await codes(exporter("C1"), ApplicationQuery(credit_code="C2")) == ["C1"]
+    assert await codes(exporter("C9"), ApplicationQuery()) == []
+    assert await codes(Principal("e", Role.EXPORTER), ApplicationQuery()) == []
+    assert await codes(EXPO, ApplicationQuery()) == []
+    assert await codes(OFFICER, ApplicationQuery(credit_code="C2")) == ["C2"]
+    assert sorted(await codes(OFFICER, ApplicationQuery())) == ["C1", "C2", "C3"]
+
+
+async def test_application_histories_name_the_principal_or_the_platform(uow: Uow) -> None:
+    await open_fair_with(uow, {"C1": 5_000_000, "C2": 15_000_000, "C3": 0}, quota=1)
+    clerk = Principal(subject="clerk-7", role=Role.OFFICER)
+    await handlers.run_allocation(acting(uow, clerk), RunAllocation(FAIR, BoothType.STANDARD))
+    await handlers.reject_application(acting(uow, clerk), RejectApplication(app_id("C3"), "late"))
+    await withdraw(uow, "C2", "capacity")
+    applications = uow.store.applications
+    assert [(t.state, t.by) for t in applications[app_id("C2")].history] == [
+        (ApplicationState.SUBMITTED, "exporter:user-c2"),
+        (ApplicationState.SCORED, "service:chuhai"),
+        (ApplicationState.ALLOCATED, "officer:clerk-7"),
+        (ApplicationState.WITHDRAWN, "exporter:user-c2"),
+    ]
+    assert [(t.state, t.by) for t in applications[app_id("C1")].history[2:]] == [
+        (ApplicationState.WAITLISTED, "officer:clerk-7"),
+        (ApplicationState.ALLOCATED, "service:chuhai"),
+    ]
+    assert applications[app_id("C3")].history[-1].by == "officer:clerk-7"

@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from google.protobuf import descriptor_pb2
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from booth import domain, messages
 from booth.domain import ApplicationState, BoothQuota, BoothType
+from booth.grpc_api import ACCESS
 from chuhai.booth.v1 import booth_service_pb2 as pb
 from chuhai.booth.v1 import events_pb2 as events
 from chuhai.booth.v1 import resources_pb2 as res
@@ -168,9 +170,7 @@ def test_mutating_requests_report_a_missing_request_id_with_their_other_fields()
 
 
 def test_enum_fields_keep_the_apis_words() -> None:
-    submit = pb.SubmitApplicationRequest(
-        request_id="r", fair_id="f", credit_code=VALID_CODE, main_product_hs_code="670420"
-    )
+    submit = pb.SubmitApplicationRequest(request_id="r", fair_id="f", main_product_hs_code="670420")
     assert fields_of(messages.submit_application_command, submit) == {
         "booth_type": "must be BOOTH_TYPE_STANDARD or BOOTH_TYPE_BRAND"
     }
@@ -183,13 +183,33 @@ def test_enum_fields_keep_the_apis_words() -> None:
     assert (query.state, query.booth_type) == (None, None)
 
 
+def test_a_submission_names_no_applicant_the_caller_is_it() -> None:
+    descriptor = pb.SubmitApplicationRequest.DESCRIPTOR
+    assert "credit_code" not in descriptor.fields_by_name
+    # Reserved, so neither the number nor the name comes back meaning something else.
+    written = descriptor_pb2.DescriptorProto()
+    descriptor.CopyToProto(written)
+    assert list(written.reserved_name) == ["credit_code"]
+    assert [(r.start, r.end) for r in written.reserved_range] == [(3, 4)]
+    command = messages.submit_application_command(
+        pb.SubmitApplicationRequest(
+            request_id="r", fair_id="f", booth_type=1, main_product_hs_code="670420"
+        )
+    )
+    assert command == domain.SubmitApplication("f", BoothType.STANDARD, "670420")
+
+
+def test_every_booth_rpc_has_an_access_rule_and_no_rule_names_another() -> None:
+    methods = {m.name for m in pb.DESCRIPTOR.services_by_name["BoothService"].methods}
+    assert set(ACCESS) == methods
+
+
 def test_submission_and_lists_report_their_wrong_fields() -> None:
     submit = pb.SubmitApplicationRequest(
-        request_id="r", fair_id=" ", credit_code="x", booth_type=3, main_product_hs_code="67"
+        request_id="r", fair_id=" ", booth_type=3, main_product_hs_code="67"
     )
     assert set(fields_of(messages.submit_application_command, submit)) == {
         "fair_id",
-        "credit_code",
         "booth_type",
         "main_product_hs_code",
     }

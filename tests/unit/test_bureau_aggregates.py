@@ -1160,3 +1160,22 @@ def test_a_rebuild_in_another_interleaving_gives_the_same_figures(seed: int) -> 
 
     assert all_figures(first) == all_figures(second)
     assert all_figures(first) == all_figures(applied(*history))
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [(253_402_300_800, 0), (-62_135_596_801, 0), (2**62, 0), (0, -1), (0, 1_000_000_000)],
+)
+def test_an_event_outside_the_timestamp_range_is_refused_changing_nothing(
+    seconds: int, nanos: int
+) -> None:
+    bureau = applied(exhibitor_visited("buyer-1", "DE"))
+    absurd = exhibitor_visited("buyer-2", "KE")
+    absurd.occurred_at.seconds, absurd.occurred_at.nanos = seconds, nanos
+    with pytest.raises(ValueError, match="is not a time"):
+        bureau.apply(absurd)
+    headline = bureau.headline()
+    assert (headline.buyers, headline.events_applied, headline.as_of) == (1, 1, T0)
+    # The last second a Timestamp holds is still a time.
+    absurd.occurred_at.seconds, absurd.occurred_at.nanos = 253_402_300_799, 999_999_999
+    assert bureau.apply(absurd)

@@ -5,9 +5,12 @@ in a real browser by tests/integration/test_demo.py.)"""
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
+import trustme
 from aiohttp.test_utils import TestClient, TestServer
 
 from bureau.figures import BureauFigures
@@ -15,7 +18,11 @@ from bureau.live import LiveStats
 from bureau.messages import dashboard_json
 from bureau.projections.expo import UNKNOWN
 from bureau.regions import REGION_NAMES, REGIONS, UNKNOWN_REGION, country_name
-from bureau.web import build_web_app
+from bureau.web import WebServer, build_web_app
+from runtime.adapters.auth import FileKeySet, TokenVerifier
+from runtime.adapters.tokens import DevelopmentKeys
+from runtime.kernel.identity import Role
+from tests.identity import TEST_AUDIENCE, TEST_ISSUER, Identities
 from tests.unit.test_bureau_aggregates import applied, intent_submitted, warehouse_registered
 
 # Every key the dashboard read before names were added; none may go.
@@ -42,10 +49,20 @@ def figures_of_three_countries() -> BureauFigures:
     )
 
 
+def verifier_of(keys: DevelopmentKeys) -> TokenVerifier:
+    """What verifier_from makes of the test settings, without their infrastructure."""
+    return TokenVerifier(FileKeySet(keys.key_set_file), issuer=TEST_ISSUER, audience=TEST_AUDIENCE)
+
+
 @pytest.fixture
-async def client() -> AsyncIterator[TestClient]:
-    app = build_web_app(LiveStats(figures_of_three_countries()))
-    async with TestClient(TestServer(app)) as client:
+async def client(
+    identity_keys: DevelopmentKeys, identities: Identities
+) -> AsyncIterator[TestClient]:
+    """A client signed in as an officer by bearer token, as API clients are."""
+    app = build_web_app(LiveStats(figures_of_three_countries()), verifier_of(identity_keys))
+    officer = identities.token(Role.OFFICER, subject="officer-1")
+    headers = {"Authorization": f"Bearer {officer}"}
+    async with TestClient(TestServer(app), headers=headers) as client:
         yield client
 
 
@@ -107,3 +124,144 @@ def test_every_region_has_an_english_and_a_chinese_name() -> None:
 )
 def test_country_names_are_iso_common_names(code: str, name: str | None) -> None:
     assert country_name(code) == name
+
+
+# Officers only ------------------------------------------------------------------------------
+
+EVERY_PATH = ("/", "/api/stats", "/api/dashboard", "/api/report.csv", "/api/report.xlsx", "/x")
+
+
+@pytest.fixture
+async def anonymous(identity_keys: DevelopmentKeys) -> AsyncIterator[TestClient]:
+    app = build_web_app(LiveStats(figures_of_three_countries()), verifier_of(identity_keys))
+    async with TestClient(TestServer(app)) as client:
+        yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize("path", EVERY_PATH)
+async def test_every_path_without_a_token_is_401_with_a_bearer_challenge(
+    anonymous: TestClient, path: str
+) -> None:
+    reply = await anonymous.get(path)
+    assert reply.status == 401
+    # No token, no error code (RFC 6750 section 3.1).
+    assert reply.headers["WWW-Authenticate"] == 'Bearer realm="chuhai-bureau"'
+    assert (await reply.json())["detail"].startswith("missing bearer token")
+
+
+@pytest.mark.parametrize("path", EVERY_PATH)
+async def test_every_path_refuses_a_non_officer_with_403(
+    anonymous: TestClient, identities: Identities, path: str
+) -> None:
+    for token in (
+        identities.token(Role.EXPORTER, "91411000MA0000001X"),
+        identities.token(Role.BUYER, "buyer-1"),
+        identities.token(Role.OPERATOR, "op-1"),
+        identities.token(Role.SERVICE, "expo", subject="expo"),
+    ):
+        reply = await anonymous.get(path, headers=bearer(token))
+        assert reply.status == 403
+        assert "for officers" in (await reply.json())["detail"]
+
+
+async def test_a_bad_token_is_401_saying_why(anonymous: TestClient, identities: Identities) -> None:
+    expired = identities.token(Role.OFFICER, ttl_seconds=-120)
+    reply = await anonymous.get("/api/stats", headers=bearer(expired))
+    assert reply.status == 401
+    assert (
+        'error="invalid_token", error_description="token expired"'
+        in (reply.headers["WWW-Authenticate"])
+    )
+    for header in ("Bearer", "Basic b2ZmaWNlcjpwdw==", "Bearer not-a-jwt"):
+        reply = await anonymous.get("/api/stats", headers={"Authorization": header})
+        assert reply.status == 401, header
+
+
+async def test_a_browser_is_told_how_to_sign_in(anonymous: TestClient) -> None:
+    reply = await anonymous.get("/", headers={"Accept": "text/html,*/*;q=0.8"})
+    assert reply.status == 401 and reply.content_type == "text/html"
+    assert "/login?token=" in await reply.text()
+
+
+async def test_login_keeps_the_token_in_a_strict_http_only_cookie_and_drops_it_from_the_url(
+    anonymous: TestClient, identities: Identities
+) -> None:
+    token = identities.token(Role.OFFICER, ttl_seconds=600)
+    reply = await anonymous.get(f"/login?token={token}", allow_redirects=False)
+    assert reply.status == 303 and reply.headers["Location"] == "/"
+    assert reply.headers["Referrer-Policy"] == "no-referrer"
+    cookie = reply.cookies["chuhai_session"]
+    assert cookie.value == token
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/"
+    # Plain HTTP: a Secure cookie would never come back.
+    assert not cookie["secure"]
+    assert 590 <= int(cookie["max-age"]) <= 600
+    # The client's cookie jar now signs it in.
+    assert (await anonymous.get("/api/stats")).status == 200
+
+
+@pytest.mark.parametrize("role", [Role.EXPORTER, Role.BUYER, Role.OPERATOR, Role.SERVICE])
+async def test_login_refuses_a_non_officer_without_a_cookie(
+    anonymous: TestClient, identities: Identities, role: Role
+) -> None:
+    reply = await anonymous.get(
+        f"/login?token={identities.token(role, 'party-1')}", allow_redirects=False
+    )
+    assert reply.status == 403 and "chuhai_session" not in reply.cookies
+
+
+async def test_login_without_a_good_token_is_401(
+    anonymous: TestClient, identities: Identities
+) -> None:
+    for query in (
+        "",
+        "?token=",
+        "?token=junk",
+        f"?token={identities.token(Role.OFFICER, ttl_seconds=-99)}",
+    ):
+        reply = await anonymous.get(f"/login{query}", allow_redirects=False)
+        assert reply.status == 401, query
+        assert "chuhai_session" not in reply.cookies
+
+
+async def test_an_expired_session_cookie_is_401_and_forgotten(
+    anonymous: TestClient, identities: Identities
+) -> None:
+    expired = identities.token(Role.OFFICER, ttl_seconds=-120)
+    reply = await anonymous.get("/api/dashboard", cookies={"chuhai_session": expired})
+    assert reply.status == 401
+    assert reply.cookies["chuhai_session"]["max-age"] == "0"
+
+
+async def test_over_tls_the_session_cookie_is_secure(
+    identity_keys: DevelopmentKeys, identities: Identities
+) -> None:
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.configure_cert(context)
+    web_server = WebServer(
+        LiveStats(BureauFigures()), "127.0.0.1", 0, verifier_of(identity_keys), context
+    )
+    await web_server.start()
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    token = identities.token(Role.OFFICER)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
+            http.get(
+                f"https://127.0.0.1:{web_server.port}/login",
+                params={"token": token},
+                ssl=trusting,
+                allow_redirects=False,
+            ) as reply,
+        ):
+            assert reply.status == 303
+            assert reply.cookies["chuhai_session"]["secure"]
+    finally:
+        await web_server.stop()

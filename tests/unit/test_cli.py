@@ -4,7 +4,9 @@ turned into request values, fair files, failures in words and exit codes."""
 from __future__ import annotations
 
 import json
+import stat
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import grpc
 import pytest
@@ -16,7 +18,8 @@ from chuhai.booth.v1 import resources_pb2 as booth_res
 from chuhai.expo.v1 import resources_pb2 as expo_res
 from chuhai.warehouse.v1 import resources_pb2 as warehouse_res
 from cli import fair_file, values
-from cli.connection import Endpoints, Overrides, ServiceCallFailed
+from cli.connection import Endpoints, Overrides, ServiceCallFailed, call_metadata
+from cli.credentials import TOKEN_ENV, Token, find_token, read_claims, token_file
 from cli.events import topic_name
 from cli.failures import (
     CommandFailed,
@@ -27,6 +30,10 @@ from cli.failures import (
 )
 from cli.main import app
 from cli.output import details, enum_text
+from runtime.adapters.tokens import TokenIssuer
+from runtime.kernel.identity import Principal, Role
+from tests.credit_codes import random_credit_code
+from tests.identity import Identities
 
 runner = CliRunner()
 
@@ -181,8 +188,8 @@ def test_a_violation_names_the_option_that_sets_the_field() -> None:
     assert option_for_field("credit_code", command.params) == "--credit-code"
     assert option_for_field("profile.export_turnover_usd", command.params) == "--turnover-usd"
     assert option_for_field("profile.main_products[0].hs_code", command.params) == ""
+    assert option_for_field("exporter_credit_code", command.params) == "--credit-code"
     book = get_command(app).commands["exporter"].commands["book"]  # type: ignore[attr-defined]
-    assert option_for_field("exporter_credit_code", book.params) == "--credit-code"
     assert option_for_field("warehouse_code", book.params) == "WAREHOUSE_CODE"
 
 
@@ -195,6 +202,8 @@ def test_statuses_map_to_the_documented_exit_codes() -> None:
         grpc.StatusCode.UNAVAILABLE: 6,
         grpc.StatusCode.DEADLINE_EXCEEDED: 6,
         grpc.StatusCode.RESOURCE_EXHAUSTED: 7,
+        grpc.StatusCode.PERMISSION_DENIED: 7,
+        grpc.StatusCode.UNAUTHENTICATED: 8,
         grpc.StatusCode.INTERNAL: 1,
     }
     assert {status: int(exit_code_for(status)) for status in expected} == expected
@@ -264,3 +273,161 @@ def test_a_record_reads_as_a_table_of_its_fields() -> None:
     text = console.export_text()
     assert "rfq" in text and "USD 12.50" in text and "A, B" in text
     assert "quoted" not in text
+
+
+# ----- who the command line calls as
+
+
+@pytest.fixture
+def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A configuration directory of the test's own, and no token in the environment."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    return tmp_path / "config"
+
+
+def test_an_unauthenticated_call_says_how_to_log_in_again() -> None:
+    lines = describe_call_failure(failed(grpc.StatusCode.UNAUTHENTICATED, "token expired"), [])
+    assert lines[0] == "Not signed in: token expired"
+    assert "chuhai login --token" in lines[1]
+    refused = describe_call_failure(
+        failed(grpc.StatusCode.PERMISSION_DENIED, "exporter may not call RunAllocation"), []
+    )
+    assert refused[0] == "Not permitted: exporter may not call RunAllocation"
+    assert "chuhai whoami" in refused[1]
+
+
+def test_every_call_carries_the_bearer_token_and_none_without_one() -> None:
+    assert call_metadata(Token("abc.def.ghi", "--token")) == (
+        ("authorization", "Bearer abc.def.ghi"),
+    )
+    assert call_metadata(None) == ()
+
+
+def test_the_token_comes_from_the_option_else_the_environment_else_the_saved_file(
+    config_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert find_token() is None
+    path = token_file()
+    assert path == config_home / "chuhai" / "token"
+    path.parent.mkdir(parents=True)
+    path.write_text("saved\n")
+    assert find_token() == Token("saved", str(path))
+    monkeypatch.setenv(TOKEN_ENV, "from-env")
+    assert find_token() == Token("from-env", TOKEN_ENV)
+    assert find_token(" given ") == Token("given", "--token")
+    assert Endpoints.resolve(Overrides(token="given")).token == Token("given", "--token")
+
+
+def test_login_saves_the_token_for_its_owner_only_and_logout_removes_it(
+    config_home: Path, identities: Identities
+) -> None:
+    code = random_credit_code()
+    token = identities.token(Role.EXPORTER, code, subject="export-manager")
+    result = runner.invoke(app, ["login", "--token", token])
+    assert result.exit_code == 0, result.output
+    assert "exporter" in result.output and code in result.output
+    path = config_home / "chuhai" / "token"
+    assert path.read_text().strip() == token
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert find_token() == Token(token, str(path))
+
+    whoami = runner.invoke(app, ["whoami", "--json"])
+    assert whoami.exit_code == 0, whoami.output
+    shown = json.loads(whoami.output)
+    assert (shown["role"], shown["party"], shown["subject"]) == ("exporter", code, "export-manager")
+    assert (shown["source"], shown["verified"], shown["expired"]) == (str(path), False, False)
+    expires = datetime.fromisoformat(shown["expires_at"])
+    assert abs(expires - (datetime.now(UTC) + timedelta(hours=1))) < timedelta(minutes=1)
+    table = runner.invoke(app, ["whoami"], env={"COLUMNS": "200"})
+    assert "not verified" in table.output
+    assert code in table.output
+
+    assert runner.invoke(app, ["logout"]).exit_code == 0
+    assert not path.exists() and find_token() is None
+    assert "No saved token" in runner.invoke(app, ["logout"]).output
+
+
+def test_whoami_reads_the_option_before_the_saved_token(
+    config_home: Path, identities: Identities
+) -> None:
+    runner.invoke(app, ["login", "--token", identities.token(Role.OFFICER, subject="o-1")])
+    buyer = identities.token(Role.BUYER, "b-42", subject="someone")
+    shown = json.loads(runner.invoke(app, ["--token", buyer, "whoami", "--json"]).output)
+    assert (shown["role"], shown["party"], shown["source"]) == ("buyer", "b-42", "--token")
+
+
+def test_login_refuses_what_is_not_a_token_or_has_expired(
+    config_home: Path, identities: Identities
+) -> None:
+    garbage = runner.invoke(app, ["login", "--token", "not-a-jwt"])
+    assert garbage.exit_code == ExitCode.INVALID_ARGUMENT
+    assert "not a JWT" in garbage.output
+    expired = identities.token(Role.OFFICER, ttl_seconds=-60)
+    late = runner.invoke(app, ["login", "--token", expired])
+    assert late.exit_code == ExitCode.UNAUTHENTICATED
+    assert "expired" in late.output and "chuhai login --token" in late.output
+    assert find_token() is None
+
+
+def test_whoami_without_a_token_or_with_an_expired_one_exits_eight(
+    config_home: Path, identities: Identities
+) -> None:
+    missing = runner.invoke(app, ["whoami"])
+    assert missing.exit_code == ExitCode.UNAUTHENTICATED
+    assert "chuhai login --token" in missing.output
+    expired = identities.token(Role.OFFICER, ttl_seconds=-60)
+    old = runner.invoke(app, ["--token", expired, "whoami"], env={"COLUMNS": "200"})
+    assert old.exit_code == ExitCode.UNAUTHENTICATED
+    assert "expired" in old.output
+
+
+def test_login_reads_the_token_from_stdin_when_told(
+    config_home: Path, identities: Identities
+) -> None:
+    token = identities.token(Role.OPERATOR, "henan-logistics")
+    assert runner.invoke(app, ["login", "--token", "-"], input=token + "\n").exit_code == 0
+    assert find_token() == Token(token, str(token_file()))
+
+
+def test_claims_are_read_at_the_paths_the_services_read_them(
+    monkeypatch: pytest.MonkeyPatch, identities: Identities
+) -> None:
+    monkeypatch.setenv("AUTH_ROLE_CLAIM", "realm_access.roles")
+    issuer = TokenIssuer(
+        identities.keys.signing_key_file.read_bytes(),
+        issuer="https://idp.example",
+        audience="chuhai",
+        role_claim="realm_access.roles",
+    )
+    claims = read_claims(issuer.issue(Principal("u-1", Role.OFFICER)))
+    assert (claims.role, claims.party, claims.issuer) == ("officer", "", "https://idp.example")
+
+
+# The commands that act for the caller's own firm or buyer: the token decides who.
+ACTING_FOR_THE_CALLER = {
+    ("exporter", "apply"): "--credit-code",
+    ("exporter", "applications"): "--credit-code",
+    ("exporter", "join"): "--credit-code",
+    ("exporter", "publish"): "--credit-code",
+    ("exporter", "intents"): "--credit-code",
+    ("exporter", "answer"): "--credit-code",
+    ("exporter", "book"): "--credit-code",
+    ("buyer", "inquire"): "--buyer-id",
+    ("buyer", "rfq"): "--buyer-id",
+}
+
+
+@pytest.mark.parametrize(("path", "option"), list(ACTING_FOR_THE_CALLER.items()))
+def test_commands_acting_for_the_caller_ask_no_one_who(path: tuple[str, str], option: str) -> None:
+    group, name = path
+    command = get_command(app).commands[group].commands[name]  # type: ignore[attr-defined]
+    assert option not in [flag for param in command.params for flag in param.opts]
+
+
+def test_the_own_firm_is_asked_for_without_a_token(
+    config_home: Path,
+) -> None:
+    without = runner.invoke(app, ["exporter", "show"])
+    assert without.exit_code == ExitCode.USAGE
+    assert "--credit-code" in without.output and "exporter's token" in without.output

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import re
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,7 @@ def test_service_is_built_wired_and_health_checked(services: dict, name: str) ->
         "kafka": {"condition": "service_healthy"},
         "mongo": {"condition": "service_healthy"},
         "topic-init": {"condition": "service_completed_successfully"},
+        "identity": {"condition": "service_completed_successfully"},
     }
     env = service["environment"]
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
@@ -82,14 +85,53 @@ def test_kafka_is_kraft_without_auto_created_topics(services: dict) -> None:
     assert init["depends_on"] == {"kafka": {"condition": "service_healthy"}}
 
 
-def test_every_command_the_compose_file_runs_exists_in_the_image(services: dict) -> None:
+def chuhai_platform() -> Callable[[list[str]], int]:
+    """The function the image's `chuhai-platform` script runs."""
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     module, function = scripts["chuhai-platform"].split(":")
-    with pytest.raises(SystemExit) as shown:
-        getattr(importlib.import_module(module), function)(["topics", "--help"])
-    assert shown.value.code == 0
+    return getattr(importlib.import_module(module), function)
+
+
+def test_every_command_the_compose_file_runs_exists_in_the_image(services: dict) -> None:
+    platform_commands = [
+        service["command"][1]
+        for service in services.values()
+        if service.get("command", [""])[0] == "chuhai-platform"
+    ]
+    assert sorted(platform_commands) == ["keys", "topics"]
+    for command in platform_commands:
+        with pytest.raises(SystemExit) as shown:
+            chuhai_platform()([command, "--help"])
+        assert shown.value.code == 0
     for name in SERVICES:
         assert importlib.util.find_spec(f"{name}.__main__") is not None
+
+
+def test_identity_makes_the_key_files_the_services_read(services: dict, tmp_path: Path) -> None:
+    identity = services["identity"]
+    assert identity["restart"] == "no"
+    (volume,) = identity["volumes"]
+    name, directory = volume.split(":")
+    command = identity["command"]
+    assert command[:3] == ["chuhai-platform", "keys", "--dir"] and command[3] == directory
+    # The services' user (deploy/Dockerfile) gets the files made as root.
+    owner = command[command.index("--owner") + 1]
+    uid = re.search(r"--uid (\d+)", DOCKERFILE.read_text())
+    assert uid and owner == f"{uid.group(1)}:{uid.group(1)}"
+    # Run as written, into a scratch directory owned by whoever runs the tests.
+    scratch = tmp_path / "identity"
+    args = [*command[1:3], str(scratch), "--owner", f"{os.getuid()}:{os.getgid()}"]
+    assert chuhai_platform()(args) == 0
+    for service in SERVICES:
+        spec = services[service]
+        assert f"{name}:{directory}:ro" in spec["volumes"]
+        env = spec["environment"]
+        for setting in ("AUTH_JWKS_FILE", "AUTH_SERVICE_KEY_FILE"):
+            path = Path(env[setting])
+            assert path.parent == Path(directory), setting
+            assert (scratch / path.name).is_file(), setting
+        assert "AUTH_JWKS_URL" not in env
+        assert {n.lower() for n in env} <= Settings.model_fields.keys()
 
 
 def test_mongo_is_the_replica_set_the_services_connect_to(services: dict) -> None:

@@ -45,7 +45,6 @@ QUOTED, DECLINED = ResponseKind.QUOTED, ResponseKind.DECLINED
 def terms(**changes):  # type: ignore[no-untyped-def]
     arguments = {
         "edition_id": "cloud-2026",
-        "buyer_id": "buyer-1",
         "kind": IntentKind.RFQ,
         "exhibitor_credit_code": "",
         "product_id": "",
@@ -196,59 +195,60 @@ def intent(
     )
 
 
-def answer(responder: str, kind: ResponseKind) -> Answer:
+def answer(kind: ResponseKind) -> Answer:
     if kind == QUOTED:
         return Answer(
             "i-1",
-            responder,
             QUOTED,
             unit_price=Money("USD", 42, 0),
             incoterm=Incoterm.CIF,
             valid_until=NOW + timedelta(days=30),
         )
-    return Answer("i-1", responder, DECLINED, reason="no capacity")
+    return Answer("i-1", DECLINED, reason="no capacity")
 
 
 def test_quotes_then_close_at_max_quotes() -> None:
-    first, events = intent(max_quotes=2).respond(answer("A", QUOTED), NOW)
+    first, events = intent(max_quotes=2).respond("A", answer(QUOTED), NOW)
     assert (first.state, first.quotes) == (IntentState.QUOTED, 1)
     assert [type(e) for e in events] == [QuoteSent]  # not closed by quotes
     assert events[0].quote.response_seconds == 3600
-    second, events = first.respond(answer("C", QUOTED), NOW)
+    second, events = first.respond("C", answer(QUOTED), NOW)
     assert second.state == IntentState.CLOSED
     assert events[-1] == IntentClosed("i-1", "cloud-2026", quotes=2, reason="max_quotes")
 
 
 def test_all_declined_is_declined_and_a_quote_outweighs_declines() -> None:
     recipients = ("A", "B")
-    partly, events = intent(recipients=recipients).respond(answer("A", DECLINED), NOW)
+    partly, events = intent(recipients=recipients).respond("A", answer(DECLINED), NOW)
     assert partly.state == IntentState.MATCHED
     assert [e.all_declined for e in events if isinstance(e, IntentDeclined)] == [False]
-    last, events = partly.respond(answer("B", DECLINED), NOW)
+    last, events = partly.respond("B", answer(DECLINED), NOW)
     assert last.state == IntentState.DECLINED
     assert [e.all_declined for e in events if isinstance(e, IntentDeclined)] == [True]
-    quoted, _ = partly.respond(answer("B", QUOTED), NOW)
+    quoted, _ = partly.respond("B", answer(QUOTED), NOW)
     assert quoted.state == IntentState.QUOTED
 
 
 @pytest.mark.parametrize(
-    ("state", "responded", "responder", "message"),
+    ("state", "responded", "responder", "message", "reason"),
     [
-        (IntentState.CLOSED, {}, "A", "closed"),
-        (IntentState.EXPIRED, {}, "A", "expired"),
-        (IntentState.MATCHED, {}, "Z", "not addressed"),
-        (IntentState.QUOTED, {"A": QUOTED}, "A", "already responded"),
+        (IntentState.CLOSED, {}, "A", "closed", "INTENT_NOT_OPEN"),
+        (IntentState.EXPIRED, {}, "A", "expired", "INTENT_NOT_OPEN"),
+        (IntentState.MATCHED, {}, "Z", "not addressed", "NOT_ADDRESSED"),
+        (IntentState.QUOTED, {"A": QUOTED}, "A", "already responded", "ALREADY_RESPONDED"),
     ],
 )
-def test_forbidden_responses(state, responded, responder, message) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(FailedPrecondition, match=message):
-        intent(state, ("A", "B"), responded).respond(answer(responder, QUOTED), NOW)
+def test_forbidden_responses(state, responded, responder, message, reason) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(FailedPrecondition, match=message) as refused:
+        intent(state, ("A", "B"), responded).respond(responder, answer(QUOTED), NOW)
+    assert refused.value.reason == reason
 
 
 def test_a_response_past_the_deadline_is_refused() -> None:
     late = NOW + timedelta(days=8)
-    with pytest.raises(FailedPrecondition, match="passed its deadline"):
-        intent().respond(answer("A", QUOTED), late)
+    with pytest.raises(FailedPrecondition, match="passed its deadline") as refused:
+        intent().respond("A", answer(QUOTED), late)
+    assert refused.value.reason == "INTENT_PAST_DEADLINE"
 
 
 def test_deadline_closes_quoted_intents_and_expires_the_others() -> None:
@@ -263,8 +263,9 @@ def test_deadline_closes_quoted_intents_and_expires_the_others() -> None:
 
 
 def test_only_the_buyer_closes_its_open_intent() -> None:
-    with pytest.raises(FailedPrecondition, match="another buyer"):
+    with pytest.raises(FailedPrecondition, match="another buyer") as refused:
         intent().close_by("buyer-2")
+    assert refused.value.reason == "NOT_INTENT_OWNER"
     closed, event = intent().close_by("buyer-1")
     assert closed.state == IntentState.CLOSED and event.reason == "buyer"
     with pytest.raises(FailedPrecondition, match="closed already"):
@@ -324,7 +325,6 @@ def test_a_closed_edition_takes_no_exhibitor_and_no_product() -> None:
         lambda check: ProductDraft.parse(
             check,
             edition_id="cloud-2026",
-            credit_code=random_credit_code(),
             name="Wig",
             hs_code="670420",
             description="",

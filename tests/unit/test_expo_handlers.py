@@ -31,7 +31,6 @@ from expo.domain import (
     IntentQuery,
     IntentState,
     IntentSubmitted,
-    JoinRequest,
     Money,
     NewEdition,
     Product,
@@ -50,9 +49,11 @@ from runtime.kernel.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
     Unavailable,
 )
+from runtime.kernel.identity import Principal, Role
 from runtime.kernel.validation import Validator, validated
 from tests.credit_codes import random_credit_code
 from tests.fakes import DEFAULT_NOW, FakeUnitOfWork
@@ -65,6 +66,29 @@ HAIR, WIGS_OTHER, MOTORS = "670420", "670490", "850152"
 LIMIT = RateLimit(intents=3, window=timedelta(hours=1))
 
 Uow = FakeUnitOfWork[MemoryExpoStore]
+
+OFFICER = Principal("officer-1", Role.OFFICER)
+# The expo front end, recording visits for every buyer.
+FRONT_END = Principal("expo-web", Role.SERVICE, "expo-web")
+OPERATOR = Principal("operator-1", Role.OPERATOR, "op-1")
+
+
+def exporter(credit_code: str) -> Principal:
+    return Principal(f"exporter-{credit_code}", Role.EXPORTER, credit_code)
+
+
+def acting(uow: Uow, principal: Principal) -> Uow:
+    """The unit of work, now run for ``principal`` (the runner's actor)."""
+    uow.actor = principal
+    return uow
+
+
+def as_exporter(uow: Uow, credit_code: str) -> Uow:
+    return acting(uow, exporter(credit_code))
+
+
+def as_buyer(uow: Uow, buyer_id: str) -> Uow:
+    return acting(uow, Principal(f"buyer-{buyer_id}", Role.BUYER, buyer_id))
 
 
 def codes(n: int, seed: int) -> list[str]:
@@ -124,15 +148,14 @@ async def open_edition(uow: Uow, *, online_only: bool = False) -> None:
 
 
 async def join(uow: Uow, code: str, standing: BoothStanding) -> None:
-    await handlers.join_edition(uow, JoinRequest(EDITION, code), standing)
+    await handlers.join_edition(as_exporter(uow, code), EDITION, standing)
 
 
-def product_draft(code: str, hs_code: str, edition_id: str = EDITION) -> ProductDraft:
+def product_draft(hs_code: str, edition_id: str = EDITION) -> ProductDraft:
     return validated(
         lambda check: ProductDraft.parse(
             check,
             edition_id=edition_id,
-            credit_code=code,
             name="Human hair lace wig",
             hs_code=hs_code,
             description="",
@@ -146,7 +169,7 @@ def product_draft(code: str, hs_code: str, edition_id: str = EDITION) -> Product
 
 
 async def publish(uow: Uow, code: str, hs_code: str) -> Product:
-    return await handlers.publish_product(uow, product_draft(code, hs_code))
+    return await handlers.publish_product(as_exporter(uow, code), product_draft(hs_code))
 
 
 def buyer_draft(company: str, country: str) -> BuyerDraft:
@@ -164,14 +187,14 @@ def buyer_draft(company: str, country: str) -> BuyerDraft:
 
 
 async def register(uow: Uow, company: str = "Haarmode", country: str = "DE") -> Buyer:
-    [buyer] = await handlers.register_buyers(uow, [buyer_draft(company, country)])
-    return buyer
+    """A buyer registers itself: its token has a subject and no buyer id yet."""
+    newcomer = Principal(f"idp|{company}-{len(uow.store.buyers)}", Role.BUYER)
+    return await handlers.register_buyer(acting(uow, newcomer), buyer_draft(company, country))
 
 
-def draft(buyer_id: str, **changes) -> IntentDraft:  # type: ignore[no-untyped-def]
+def draft(**changes) -> IntentDraft:  # type: ignore[no-untyped-def]
     arguments = {
         "edition_id": EDITION,
-        "buyer_id": buyer_id,
         "kind": IntentKind.RFQ,
         "exhibitor_credit_code": "",
         "product_id": "",
@@ -189,10 +212,17 @@ def draft(buyer_id: str, **changes) -> IntentDraft:  # type: ignore[no-untyped-d
     return validated(lambda check: IntentDraft.parse(check, **arguments))
 
 
-def quote(intent: Intent, code: str) -> Answer:
+async def submit(uow: Uow, buyer_id: str, intent: IntentDraft) -> Intent:
+    return await handlers.submit_intent(as_buyer(uow, buyer_id), intent, LIMIT)
+
+
+async def respond(uow: Uow, code: str, answer: Answer) -> Intent:
+    return await handlers.respond_to_intent(as_exporter(uow, code), answer)
+
+
+def quote(intent: Intent) -> Answer:
     return Answer(
         intent.intent_id,
-        code,
         ResponseKind.QUOTED,
         unit_price=Money("USD", 42, 0),
         moq=100,
@@ -202,8 +232,8 @@ def quote(intent: Intent, code: str) -> Answer:
     )
 
 
-def decline(intent: Intent, code: str) -> Answer:
-    return Answer(intent.intent_id, code, ResponseKind.DECLINED, reason="no capacity")
+def decline(intent: Intent) -> Answer:
+    return Answer(intent.intent_id, ResponseKind.DECLINED, reason="no capacity")
 
 
 @pytest.fixture
@@ -274,11 +304,11 @@ async def test_the_booth_service_is_asked_about_the_editions_fair(uow: Uow) -> N
     await new_edition(uow)
     code = codes(1, seed=2)[0]
     booth = FakeBooth({code: holder()})
-    standing = await handlers.booth_standing(uow.store, booth, JoinRequest(EDITION, code))
+    standing = await handlers.booth_standing(uow.store, booth, EDITION, exporter(code))
     assert standing == holder() and booth.asked == [(code, FAIR)]
     booth.down = True
     with pytest.raises(Unavailable):
-        await handlers.booth_standing(uow.store, booth, JoinRequest(EDITION, code))
+        await handlers.booth_standing(uow.store, booth, EDITION, exporter(code))
 
 
 async def test_a_closed_edition_takes_no_exhibitor_and_asks_no_booth(uow: Uow) -> None:
@@ -287,7 +317,7 @@ async def test_a_closed_edition_takes_no_exhibitor_and_asks_no_booth(uow: Uow) -
     code = codes(1, seed=3)[0]
     booth = FakeBooth({code: holder()})
     with pytest.raises(FailedPrecondition, match="is closed"):
-        await handlers.booth_standing(uow.store, booth, JoinRequest(EDITION, code))
+        await handlers.booth_standing(uow.store, booth, EDITION, exporter(code))
     assert booth.asked == []
     with pytest.raises(FailedPrecondition, match="is closed"):
         await join(uow, code, holder())
@@ -371,24 +401,6 @@ async def test_buyers_register_in_order_and_their_events_carry_no_contact(uow: U
     assert set(uow.store.buyers) == {b.buyer_id for b in buyers}
 
 
-async def test_contact_details_only_for_exhibitors_the_buyer_addressed(uow: Uow) -> None:
-    await open_edition(uow)
-    addressed, other = codes(2, seed=6)
-    for code in (addressed, other):
-        await join(uow, code, holder())
-    buyer = await register(uow, "Cabello", "ES")
-    inquiry = draft(buyer.buyer_id, kind=IntentKind.INQUIRY, exhibitor_credit_code=addressed)
-    await handlers.submit_intent(uow, inquiry, LIMIT)
-
-    seen = await handlers.get_buyer(uow.store, buyer.buyer_id, addressed)
-    assert seen.contact is not None and seen.contact.email == "buy@cabello.example"
-    for outsider_code in (other, ""):
-        hidden = await handlers.get_buyer(uow.store, buyer.buyer_id, outsider_code)
-        assert hidden.contact is None and hidden.company == "Cabello"
-    with pytest.raises(NotFound):
-        await handlers.get_buyer(uow.store, "nobody", addressed)
-
-
 def visits(buyers: list[Buyer], code: str, ids: range) -> list[Visit]:
     return [Visit(f"v{n}", buyers[n % 2].buyer_id, code, "") for n in ids]
 
@@ -400,6 +412,7 @@ async def test_visits_reported_twice_are_recorded_once(uow: Uow) -> None:
     buyers = [await register(uow, f"Buyer{n}", c) for n, c in enumerate(["US", "NG"])]
     uow.take_events()
 
+    acting(uow, FRONT_END)
     assert await handlers.record_visits(uow, EDITION, visits(buyers, code, range(10))) == 10
     recorded = uow.take_events()
     assert all(isinstance(e, ExhibitorVisited) for e in recorded)
@@ -421,7 +434,7 @@ async def test_every_unknown_buyer_and_non_exhibitor_of_a_visit_is_named(uow: Uo
     buyer = await register(uow)
     with pytest.raises(InvalidArgument) as error:
         await handlers.record_visits(
-            uow,
+            acting(uow, FRONT_END),
             EDITION,
             [Visit("a", buyer.buyer_id, code, ""), Visit("b", "nobody", stranger, "")],
         )
@@ -434,7 +447,7 @@ async def test_every_unknown_buyer_and_non_exhibitor_of_a_visit_is_named(uow: Uo
 async def test_visits_only_while_the_edition_is_open(uow: Uow) -> None:
     await new_edition(uow)
     with pytest.raises(FailedPrecondition, match="is not open"):
-        await handlers.record_visits(uow, EDITION, [Visit("a", "b", "c", "")])
+        await handlers.record_visits(acting(uow, FRONT_END), EDITION, [Visit("a", "b", "c", "")])
 
 
 # Intents -----------------------------------------------------------------------------------
@@ -445,7 +458,7 @@ async def test_an_rfq_reaches_the_exhibitors_under_its_heading_only(uow: Uow) ->
     buyer = await register(uow)
     uow.take_events()
 
-    intent = await handlers.submit_intent(uow, draft(buyer.buyer_id), LIMIT)
+    intent = await submit(uow, buyer.buyer_id, draft())
 
     assert intent.state == IntentState.MATCHED
     assert list(intent.recipients) == sorted(exhibitors[:3])
@@ -476,7 +489,7 @@ async def test_an_rfq_nobody_would_receive_is_refused_and_takes_no_rate(uow: Uow
     await hair_fair(uow)
     buyer = await register(uow)
     with pytest.raises(FailedPrecondition, match="heading 8504"):
-        await handlers.submit_intent(uow, draft(buyer.buyer_id, hs_code="850410"), LIMIT)
+        await submit(uow, buyer.buyer_id, draft(hs_code="850410"))
     assert not uow.store.rate_slots and not uow.store.intents
 
 
@@ -485,34 +498,31 @@ async def test_an_inquiry_reaches_its_exhibitor_about_its_own_product(uow: Uow) 
     buyer = await register(uow)
     [own] = [p for p in uow.store.products.values() if p.credit_code == exhibitors[0]]
     inquiry = draft(
-        buyer.buyer_id,
-        kind=IntentKind.INQUIRY,
-        exhibitor_credit_code=exhibitors[0],
-        product_id=own.product_id,
+        kind=IntentKind.INQUIRY, exhibitor_credit_code=exhibitors[0], product_id=own.product_id
     )
     uow.take_events()
-    intent = await handlers.submit_intent(uow, inquiry, LIMIT)
+    intent = await submit(uow, buyer.buyer_id, inquiry)
     assert (intent.recipients, intent.max_quotes) == ((exhibitors[0],), 1)
     assert [type(e) for e in uow.take_events()] == [IntentSubmitted]  # no RFQ matching
 
     [foreign] = [p for p in uow.store.products.values() if p.credit_code == exhibitors[1]]
     with pytest.raises(NotFound, match="showroom"):
-        await handlers.submit_intent(uow, replace(inquiry, product_id=foreign.product_id), LIMIT)
+        await submit(uow, buyer.buyer_id, replace(inquiry, product_id=foreign.product_id))
     with pytest.raises(NotFound, match="not an exhibitor"):
-        await handlers.submit_intent(
+        await submit(
             uow,
-            draft(buyer.buyer_id, kind=IntentKind.INQUIRY, exhibitor_credit_code=codes(1, 9)[0]),
-            LIMIT,
+            buyer.buyer_id,
+            draft(kind=IntentKind.INQUIRY, exhibitor_credit_code=codes(1, 9)[0]),
         )
 
 
 async def test_intents_need_an_open_edition_and_a_known_buyer(uow: Uow) -> None:
     await new_edition(uow)
     with pytest.raises(FailedPrecondition, match="is not open"):
-        await handlers.submit_intent(uow, draft("nobody"), LIMIT)
+        await submit(uow, "nobody", draft())
     await handlers.open_edition(uow, EDITION)
     with pytest.raises(NotFound, match="no buyer"):
-        await handlers.submit_intent(uow, draft("nobody"), LIMIT)
+        await submit(uow, "nobody", draft())
 
 
 async def test_the_deadline_must_lie_ahead_of_the_moment_the_intent_is_submitted(
@@ -524,22 +534,22 @@ async def test_the_deadline_must_lie_ahead_of_the_moment_the_intent_is_submitted
     await hair_fair(uow)
     buyer = await register(uow)
     uow.take_events()
-    decoded = draft(buyer.buyer_id)  # valid when it was decoded, at NOW
+    decoded = draft()  # valid when it was decoded, at NOW
     uow.advance(timedelta(days=14))
     with pytest.raises(InvalidArgument) as late:
-        await handlers.submit_intent(uow, decoded, LIMIT)
+        await submit(uow, buyer.buyer_id, decoded)
     assert [(v.field, v.description) for v in late.value.violations] == [
         ("deadline", "must be in the future")
     ]
     too_far = replace(decoded, deadline=uow.now + timedelta(days=181))
     with pytest.raises(InvalidArgument) as distant:
-        await handlers.submit_intent(uow, too_far, LIMIT)
+        await submit(uow, buyer.buyer_id, too_far)
     assert [(v.field, v.description) for v in distant.value.violations] == [
         ("deadline", "at most 180 days from now")
     ]
     assert not uow.store.intents and not uow.store.rate_slots and uow.events == []
-    intent = await handlers.submit_intent(
-        uow, replace(decoded, deadline=uow.now + timedelta(days=1)), LIMIT
+    intent = await submit(
+        uow, buyer.buyer_id, replace(decoded, deadline=uow.now + timedelta(days=1))
     )
     assert intent.submitted_at == uow.now
 
@@ -548,19 +558,19 @@ async def test_the_rate_limit_refuses_the_intent_past_it_until_the_next_window(u
     await hair_fair(uow)
     buyer = await register(uow)
     for _ in range(LIMIT.intents):
-        await handlers.submit_intent(uow, draft(buyer.buyer_id), LIMIT)
+        await submit(uow, buyer.buyer_id, draft())
     with pytest.raises(ResourceExhausted):
-        await handlers.submit_intent(uow, draft(buyer.buyer_id), LIMIT)
+        await submit(uow, buyer.buyer_id, draft())
     other = await register(uow, "Perucas", "BR")
-    await handlers.submit_intent(uow, draft(other.buyer_id), LIMIT)  # its own count
+    await submit(uow, other.buyer_id, draft())  # its own count
     uow.advance(LIMIT.window)
-    await handlers.submit_intent(uow, draft(buyer.buyer_id), LIMIT)
+    await submit(uow, buyer.buyer_id, draft())
 
 
 async def rfq_to_hair_makers(uow: Uow) -> tuple[Intent, list[str]]:
     exhibitors = await hair_fair(uow)
     buyer = await register(uow)
-    intent = await handlers.submit_intent(uow, draft(buyer.buyer_id), LIMIT)
+    intent = await submit(uow, buyer.buyer_id, draft())
     uow.take_events()
     return intent, sorted(exhibitors[:3])
 
@@ -568,14 +578,14 @@ async def rfq_to_hair_makers(uow: Uow) -> tuple[Intent, list[str]]:
 async def test_quotes_and_declines_until_max_quotes_close_it(uow: Uow) -> None:
     intent, makers = await rfq_to_hair_makers(uow)
     uow.advance(timedelta(minutes=5))
-    first = await handlers.respond_to_intent(uow, quote(intent, makers[0]))
+    first = await respond(uow, makers[0], quote(intent))
     assert first.state == IntentState.QUOTED
     [sent] = uow.take_events()
     assert isinstance(sent, QuoteSent) and sent.quote.response_seconds == 300
-    await handlers.respond_to_intent(uow, decline(intent, makers[1]))
+    await respond(uow, makers[1], decline(intent))
     [declined] = uow.take_events()
     assert isinstance(declined, IntentDeclined) and not declined.all_declined
-    closed = await handlers.respond_to_intent(uow, quote(intent, makers[2]))
+    closed = await respond(uow, makers[2], quote(intent))
     assert closed.state == uow.store.intents[intent.intent_id].state == IntentState.CLOSED
     assert [r.kind for r in closed.responses] == [
         ResponseKind.QUOTED,
@@ -584,37 +594,33 @@ async def test_quotes_and_declines_until_max_quotes_close_it(uow: Uow) -> None:
     ]
     assert [type(e) for e in uow.take_events()] == [QuoteSent, IntentClosed]
     with pytest.raises(FailedPrecondition):
-        await handlers.respond_to_intent(uow, decline(intent, makers[0]))
+        await respond(uow, makers[0], decline(intent))
     with pytest.raises(NotFound):
-        await handlers.respond_to_intent(uow, decline(replace(intent, intent_id="x"), makers[0]))
+        await respond(uow, makers[0], decline(replace(intent, intent_id="x")))
 
 
 async def test_declined_by_every_recipient(uow: Uow) -> None:
     intent, makers = await rfq_to_hair_makers(uow)
     for code in makers:
-        await handlers.respond_to_intent(uow, decline(intent, code))
+        await respond(uow, code, decline(intent))
     assert uow.store.intents[intent.intent_id].state == IntentState.DECLINED
     assert [e.all_declined for e in uow.take_events()] == [False, False, True]
 
 
 async def test_the_buyer_closes_its_intent(uow: Uow) -> None:
     intent, makers = await rfq_to_hair_makers(uow)
-    await handlers.respond_to_intent(uow, quote(intent, makers[0]))
+    await respond(uow, makers[0], quote(intent))
     uow.take_events()
-    with pytest.raises(FailedPrecondition, match="another buyer"):
-        await handlers.close_intent(uow, intent.intent_id, "someone-else")
-    closed = await handlers.close_intent(uow, intent.intent_id, intent.buyer_id)
+    closed = await handlers.close_intent(as_buyer(uow, intent.buyer_id), intent.intent_id)
     assert closed.state == IntentState.CLOSED and closed.finished_reason == "buyer"
     assert uow.take_events() == [IntentClosed(intent.intent_id, EDITION, 1, "buyer")]
 
 
 async def test_the_deadline_closes_quoted_intents_and_expires_the_others(uow: Uow) -> None:
     quoted, makers = await rfq_to_hair_makers(uow)
-    await handlers.respond_to_intent(uow, quote(quoted, makers[0]))
-    waiting = await handlers.submit_intent(uow, draft(quoted.buyer_id), LIMIT)
-    later = await handlers.submit_intent(
-        uow, draft(quoted.buyer_id, deadline=NOW + timedelta(days=30)), LIMIT
-    )
+    await respond(uow, makers[0], quote(quoted))
+    waiting = await submit(uow, quoted.buyer_id, draft())
+    later = await submit(uow, quoted.buyer_id, draft(deadline=NOW + timedelta(days=30)))
     uow.take_events()
     assert await handlers.due_intents(uow.store, uow.now) == []
 
@@ -622,7 +628,7 @@ async def test_the_deadline_closes_quoted_intents_and_expires_the_others(uow: Uo
     due = await handlers.due_intents(uow.store, uow.now)
     assert sorted(due) == sorted([quoted.intent_id, waiting.intent_id])
     with pytest.raises(FailedPrecondition, match="passed its deadline"):
-        await handlers.respond_to_intent(uow, quote(waiting, makers[1]))
+        await respond(uow, makers[1], quote(waiting))
     for intent_id in (quoted.intent_id, waiting.intent_id):
         assert await handlers.settle_if_due(uow, intent_id)
     assert uow.take_events() == [
@@ -644,19 +650,17 @@ async def test_the_deadline_closes_quoted_intents_and_expires_the_others(uow: Uo
 async def test_intents_are_read_one_and_listed_by_buyer_recipient_and_state(uow: Uow) -> None:
     intent, makers = await rfq_to_hair_makers(uow)
     other = await register(uow, "Perucas", "BR")
-    inquiry = await handlers.submit_intent(
-        uow,
-        draft(other.buyer_id, kind=IntentKind.INQUIRY, exhibitor_credit_code=makers[0]),
-        LIMIT,
+    inquiry = await submit(
+        uow, other.buyer_id, draft(kind=IntentKind.INQUIRY, exhibitor_credit_code=makers[0])
     )
-    await handlers.respond_to_intent(uow, quote(inquiry, makers[0]))
+    await respond(uow, makers[0], quote(inquiry))
 
-    assert await handlers.get_intent(uow.store, intent.intent_id) == intent
+    assert await handlers.get_intent(uow.store, intent.intent_id, OFFICER) == intent
     with pytest.raises(NotFound):
-        await handlers.get_intent(uow.store, "unknown")
+        await handlers.get_intent(uow.store, "unknown", OFFICER)
 
     async def listed(query: IntentQuery) -> list[str]:
-        found, _ = await handlers.list_intents(uow.store, query, first_page(50))
+        found, _ = await handlers.list_intents(uow.store, query, first_page(50), OFFICER)
         return [i.intent_id for i in found]
 
     both = sorted([intent.intent_id, inquiry.intent_id])
@@ -666,3 +670,167 @@ async def test_intents_are_read_one_and_listed_by_buyer_recipient_and_state(uow:
     closed = IntentQuery(EDITION, state=IntentState.CLOSED)  # one quote closes an inquiry
     assert await listed(closed) == [inquiry.intent_id]
     assert await listed(IntentQuery("elsewhere")) == []
+
+
+# Who may see and change what (object level) --------------------------------------------------
+
+
+async def test_an_exporter_joins_and_publishes_as_itself_only(uow: Uow) -> None:
+    await open_edition(uow)
+    member, stranger = codes(2, seed=20)
+    await handlers.join_edition(as_exporter(uow, member), EDITION, holder())
+    assert f"{EDITION}:{member}" in uow.store.exhibitors_by_id
+    product = await handlers.publish_product(as_exporter(uow, member), product_draft(HAIR))
+    assert product.credit_code == member
+    # Another exporter's token publishes in its own showroom, which it has not.
+    with pytest.raises(NotFound, match="not an exhibitor"):
+        await handlers.publish_product(as_exporter(uow, stranger), product_draft(HAIR))
+    for other in (OFFICER, FRONT_END, Principal("buyer-1", Role.BUYER, "b-1")):
+        with pytest.raises(PermissionDenied):
+            await handlers.join_edition(acting(uow, other), EDITION, holder())
+        with pytest.raises(PermissionDenied):
+            await handlers.publish_product(acting(uow, other), product_draft(HAIR))
+    assert len(uow.store.products) == 1
+
+
+async def test_a_buyer_registers_itself_once_and_keeps_its_subject(uow: Uow) -> None:
+    newcomer = Principal("idp|ada", Role.BUYER)
+    buyer = await handlers.register_buyer(acting(uow, newcomer), buyer_draft("Haarmode", "DE"))
+    assert uow.store.buyers[buyer.buyer_id].subject == "idp|ada"
+    assert uow.take_events() == [
+        BuyerRegistered(buyer.buyer_id, "Haarmode", "DE", buyer.buyer_type)
+    ]
+    registered = Principal("idp|ada", Role.BUYER, buyer.buyer_id)
+    # Its token names its buyer id now; a token issued before does not, but the subject
+    # registered already.
+    for again in (registered, newcomer):
+        with pytest.raises(FailedPrecondition) as refused:
+            await handlers.register_buyer(acting(uow, again), buyer_draft("Twice", "DE"))
+        assert refused.value.reason == "ALREADY_REGISTERED"
+    with pytest.raises(PermissionDenied):
+        await handlers.register_buyer(acting(uow, OFFICER), buyer_draft("Officer", "DE"))
+    assert list(uow.store.buyers) == [buyer.buyer_id] and uow.events == []
+
+
+async def test_get_buyer_shows_the_contact_to_whom_may_see_the_buyer_only(uow: Uow) -> None:
+    await open_edition(uow)
+    addressed, other = codes(2, seed=6)
+    for code in (addressed, other):
+        await join(uow, code, holder())
+    cabello = await register(uow, "Cabello", "ES")
+    rival = await register(uow, "Perucas", "BR")
+    inquiry = draft(kind=IntentKind.INQUIRY, exhibitor_credit_code=addressed)
+    await submit(uow, cabello.buyer_id, inquiry)
+
+    itself = Principal("idp|cabello", Role.BUYER, cabello.buyer_id)
+    for viewer in (exporter(addressed), itself, OFFICER):
+        seen = await handlers.get_buyer(uow.store, cabello.buyer_id, viewer)
+        assert seen.contact.email == "buy@cabello.example", viewer
+    missing = f"no buyer {cabello.buyer_id!r}"
+    for stranger in (
+        exporter(other),  # never addressed
+        Principal("idp|perucas", Role.BUYER, rival.buyer_id),
+        Principal("idp|new", Role.BUYER),  # not registered
+        OPERATOR,
+        FRONT_END,
+    ):
+        with pytest.raises(NotFound) as hidden:
+            await handlers.get_buyer(uow.store, cabello.buyer_id, stranger)
+        assert str(hidden.value) == missing, stranger
+    with pytest.raises(NotFound, match="no buyer 'nobody'"):
+        await handlers.get_buyer(uow.store, "nobody", exporter(addressed))
+
+
+async def test_a_buyer_records_only_its_own_visits(uow: Uow) -> None:
+    await open_edition(uow)
+    code = codes(1, seed=21)[0]
+    await join(uow, code, holder())
+    mine, theirs = [await register(uow, f"Buyer{n}", "US") for n in range(2)]
+    uow.take_events()
+    own = [Visit("v1", mine.buyer_id, code, "")]
+    assert await handlers.record_visits(as_buyer(uow, mine.buyer_id), EDITION, own) == 1
+    mixed = [Visit("v2", mine.buyer_id, code, ""), Visit("v3", theirs.buyer_id, code, "")]
+    with pytest.raises(PermissionDenied, match=r"visits\[1\]"):
+        await handlers.record_visits(as_buyer(uow, mine.buyer_id), EDITION, mixed)
+    with pytest.raises(PermissionDenied):
+        await handlers.record_visits(acting(uow, Principal("idp|x", Role.BUYER)), EDITION, own)
+    assert [e.visit_id for e in uow.take_events()] == ["v1"]
+    # The expo front end reports anyone's.
+    assert await handlers.record_visits(acting(uow, FRONT_END), EDITION, mixed) == 2
+
+
+async def test_intents_are_submitted_by_a_registered_buyer_for_itself(uow: Uow) -> None:
+    await hair_fair(uow)
+    buyer = await register(uow)
+    with pytest.raises(FailedPrecondition) as unregistered:
+        await handlers.submit_intent(acting(uow, Principal("idp|x", Role.BUYER)), draft(), LIMIT)
+    assert unregistered.value.reason == "NOT_REGISTERED"
+    with pytest.raises(PermissionDenied):
+        await handlers.submit_intent(acting(uow, OFFICER), draft(), LIMIT)
+    assert not uow.store.intents and not uow.store.rate_slots
+    intent = await submit(uow, buyer.buyer_id, draft())
+    assert intent.buyer_id == buyer.buyer_id
+
+
+async def test_an_exhibitor_responds_only_to_intents_that_reached_it(uow: Uow) -> None:
+    intent, makers = await rfq_to_hair_makers(uow)
+    motors = sorted(set(codes(4, seed=1)) - set(makers))[0]  # an exhibitor not reached
+    with pytest.raises(NotFound) as hidden:
+        await respond(uow, motors, quote(intent))
+    assert str(hidden.value) == f"no intent {intent.intent_id!r}"
+    assert uow.store.intents[intent.intent_id] == intent and uow.events == []
+    answered = await respond(uow, makers[0], quote(intent))
+    assert [r.credit_code for r in answered.responses] == [makers[0]]
+
+
+async def test_only_its_buyer_closes_an_intent(uow: Uow) -> None:
+    intent, _ = await rfq_to_hair_makers(uow)
+    rival = await register(uow, "Perucas", "BR")
+    with pytest.raises(NotFound) as hidden:
+        await handlers.close_intent(as_buyer(uow, rival.buyer_id), intent.intent_id)
+    assert str(hidden.value) == f"no intent {intent.intent_id!r}"
+    assert uow.store.intents[intent.intent_id].state == IntentState.MATCHED
+    closed = await handlers.close_intent(as_buyer(uow, intent.buyer_id), intent.intent_id)
+    assert closed.state == IntentState.CLOSED
+
+
+async def test_an_intent_is_read_by_its_buyer_its_recipients_and_officers(uow: Uow) -> None:
+    intent, makers = await rfq_to_hair_makers(uow)
+    rival = await register(uow, "Perucas", "BR")
+    motors = sorted(set(codes(4, seed=1)) - set(makers))[0]
+    own_buyer = Principal("idp|h", Role.BUYER, intent.buyer_id)
+    for viewer in (own_buyer, exporter(makers[1]), OFFICER):
+        assert await handlers.get_intent(uow.store, intent.intent_id, viewer) == intent
+    for stranger in (
+        Principal("idp|p", Role.BUYER, rival.buyer_id),
+        exporter(motors),
+        Principal("idp|new", Role.BUYER),
+        OPERATOR,
+        FRONT_END,
+    ):
+        with pytest.raises(NotFound) as hidden:
+            await handlers.get_intent(uow.store, intent.intent_id, stranger)
+        assert str(hidden.value) == f"no intent {intent.intent_id!r}", stranger
+
+
+async def test_listed_intents_are_the_callers_own_whatever_the_filter(uow: Uow) -> None:
+    rfq, makers = await rfq_to_hair_makers(uow)
+    rival = await register(uow, "Perucas", "BR")
+    inquiry = await submit(
+        uow, rival.buyer_id, draft(kind=IntentKind.INQUIRY, exhibitor_credit_code=makers[0])
+    )
+
+    async def listed(viewer: Principal, **filters: str) -> list[str]:
+        query = IntentQuery(EDITION, **filters)  # type: ignore[arg-type]
+        found, _ = await handlers.list_intents(uow.store, query, first_page(50), viewer)
+        return [i.intent_id for i in found]
+
+    buyer_of_rfq = Principal("idp|h", Role.BUYER, rfq.buyer_id)
+    assert await listed(buyer_of_rfq) == [rfq.intent_id]
+    assert await listed(buyer_of_rfq, buyer_id=rival.buyer_id) == [rfq.intent_id]
+    # makers[1] got the RFQ only; naming makers[0] lists its own.
+    assert await listed(exporter(makers[1]), recipient=makers[0]) == [rfq.intent_id]
+    assert await listed(exporter(makers[0])) == sorted([rfq.intent_id, inquiry.intent_id])
+    assert await listed(OFFICER, buyer_id=rival.buyer_id) == [inquiry.intent_id]
+    for nobody in (Principal("idp|new", Role.BUYER), OPERATOR, FRONT_END):
+        assert await listed(nobody) == []

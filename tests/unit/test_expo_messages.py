@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from google.protobuf import descriptor_pb2
 
 from chuhai.expo.v1 import expo_service_pb2 as pb
 from chuhai.expo.v1 import resources_pb2 as res
@@ -47,7 +48,6 @@ def test_every_wrong_field_of_an_intent_is_named() -> None:
     request = pb.SubmitIntentRequest(
         request_id="r",
         edition_id="cloud-2026",
-        buyer_id="b",
         kind=res.INTENT_KIND_RFQ,
         hs_code="670420",
         quantity=0,
@@ -66,7 +66,6 @@ def test_an_intent_draft_is_normalised() -> None:
     request = pb.SubmitIntentRequest(
         request_id="r",
         edition_id=" cloud-2026 ",
-        buyer_id="b",
         kind=res.INTENT_KIND_INQUIRY,
         exhibitor_credit_code=code.lower(),
         hs_code="6704.20",
@@ -103,13 +102,11 @@ def test_every_wrong_visit_field_is_named_with_its_index() -> None:
 
 
 def test_a_quote_needs_its_terms_and_a_response_its_kind() -> None:
-    code = random_credit_code()
     with pytest.raises(InvalidArgument) as error:
         messages.answer(
             pb.RespondToIntentRequest(
                 request_id="r",
                 intent_id="i",
-                credit_code=code,
                 kind=res.RESPONSE_KIND_QUOTED,
                 lead_time_days=400,
             )
@@ -121,7 +118,7 @@ def test_a_quote_needs_its_terms_and_a_response_its_kind() -> None:
         "valid_until",
     }
     with pytest.raises(InvalidArgument) as kindless:
-        messages.answer(pb.RespondToIntentRequest(request_id="r", intent_id="i", credit_code=code))
+        messages.answer(pb.RespondToIntentRequest(request_id="r", intent_id="i"))
     assert fields(kindless) == {"kind"}
 
 
@@ -131,19 +128,41 @@ def test_a_bad_request_id_is_named_with_the_other_wrong_fields() -> None:
         (messages.new_edition, pb.CreateEditionRequest(request_id=too_long), "edition_id"),
         (messages.edition_id, pb.OpenEditionRequest(), "edition_id"),
         (messages.edition_id, pb.CloseEditionRequest(), "edition_id"),
-        (messages.join_request, pb.JoinEditionRequest(), "credit_code"),
+        (messages.edition_id, pb.JoinEditionRequest(), "edition_id"),
         (messages.product_draft, pb.PublishProductRequest(), "hs_code"),
         (messages.buyer_draft, pb.RegisterBuyerRequest(), "company"),
         (messages.buyer_drafts, pb.RegisterBuyersRequest(), "buyers"),
         (messages.visits, pb.RecordVisitsRequest(), "visits"),
         (messages.intent_draft, pb.SubmitIntentRequest(), "deadline"),
         (messages.answer, pb.RespondToIntentRequest(), "kind"),
-        (messages.intent_closing, pb.CloseIntentRequest(), "buyer_id"),
+        (messages.intent_closing, pb.CloseIntentRequest(), "intent_id"),
     ]
     for decode, request, other in decoders:
         with pytest.raises(InvalidArgument) as error:
             decode(request)
         assert {"request_id", other} <= fields(error), type(request).__name__
+
+
+@pytest.mark.parametrize(
+    ("request_type", "field", "number"),
+    [
+        (pb.GetBuyerRequest, "viewer_credit_code", 2),
+        (pb.SubmitIntentRequest, "buyer_id", 3),
+        (pb.RespondToIntentRequest, "credit_code", 3),
+        (pb.CloseIntentRequest, "buyer_id", 3),
+        (pb.JoinEditionRequest, "credit_code", 3),
+        (pb.PublishProductRequest, "credit_code", 3),
+    ],
+)
+def test_no_request_names_its_caller(request_type, field, number) -> None:  # type: ignore[no-untyped-def]
+    """Who calls comes from the token: the fields that named the caller are gone, their
+    number and name reserved so that no new field reuses them."""
+    descriptor = request_type.DESCRIPTOR
+    assert field not in descriptor.fields_by_name
+    proto = descriptor_pb2.DescriptorProto()
+    descriptor.CopyToProto(proto)
+    assert field in proto.reserved_name
+    assert any(r.start <= number < r.end for r in proto.reserved_range)
 
 
 def test_a_bad_page_token_or_size_is_refused() -> None:

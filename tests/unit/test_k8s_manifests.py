@@ -332,6 +332,17 @@ def test_the_bureau_runs_exactly_one_replica(base: list[Document]) -> None:
     assert env["BUREAU_WEB_HOST"] == "0.0.0.0"
 
 
+def env_secret_names() -> set[str]:
+    """The Secrets the services read variables from (others are mounted as files)."""
+    return {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for d in base_documents()
+        if d["kind"] == "Deployment"
+        for e in container(d)["env"]
+        if "valueFrom" in e
+    }
+
+
 def manifest_env_names() -> set[str]:
     base_kustomization = load_documents((BASE / "kustomization.yaml").read_text())[0]
     names = set(generator_literals(base_kustomization, "configMapGenerator", "chuhai-config"))
@@ -339,7 +350,7 @@ def manifest_env_names() -> set[str]:
         names |= {e["name"] for e in container(deployment)["env"]}
     for path in manifest_files():
         for doc in load_documents(path.read_text()):
-            if doc["kind"] == "Secret":
+            if doc["kind"] == "Secret" and doc["metadata"]["name"] in env_secret_names():
                 names |= set(doc["stringData"])
             if doc["kind"] in KUSTOMIZE_KINDS:
                 for generator in (
@@ -365,6 +376,54 @@ def test_config_listens_everywhere_and_targets_the_services() -> None:
         assert config[f"{name.upper()}_GRPC_TARGET"] == f"{name}:{grpc_port(name)}"
     # Strimzi names the bootstrap Service of Kafka "chuhai" like this.
     assert config["KAFKA_BOOTSTRAP_SERVERS"] == "chuhai-kafka-bootstrap:9092"
+
+
+SERVICE_KEY_SECRET = "chuhai-service-key"
+SERVICE_KEYS_CONFIG_MAP = "chuhai-service-keys"
+KEYS_TEMPLATE = K8S / "overlays" / "prod" / "service-keys.template.yaml"
+
+
+def mounted_file(deployment: Document, path: str) -> tuple[Document, str]:
+    """The pod volume that holds ``path`` in the container, and the key it comes from."""
+    main = container(deployment)
+    (mount,) = [m for m in main["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+    assert mount["readOnly"] is True
+    file_name = path.removeprefix(mount["mountPath"] + "/")
+    pod = deployment["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    source = volume.get("secret") or volume["configMap"]
+    (item,) = [i for i in source["items"] if i["path"] == file_name]
+    return volume, item["key"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_services_read_their_key_and_the_service_key_set_from_mounts(
+    base: list[Document], name: str
+) -> None:
+    kustomization = load_documents((BASE / "kustomization.yaml").read_text())[0]
+    config = generator_literals(kustomization, "configMapGenerator", "chuhai-config")
+    deployment = find(base, "Deployment", name)
+    key_volume, key = mounted_file(deployment, config["AUTH_SERVICE_KEY_FILE"])
+    assert key_volume["secret"]["secretName"] == SERVICE_KEY_SECRET
+    assert key == "signing-key.pem"
+    # Readable by the image's user through its group, by nobody else.
+    assert key_volume["secret"]["defaultMode"] == 0o440
+    pod_security = deployment["spec"]["template"]["spec"]["securityContext"]
+    assert pod_security["fsGroup"] == IMAGE_UID
+    keys_volume, key_set = mounted_file(deployment, config["AUTH_JWKS_FILE"])
+    assert keys_volume["configMap"]["name"] == SERVICE_KEYS_CONFIG_MAP
+    assert key_set == "jwks.json"
+    assert config["AUTH_SERVICE_ISSUER"] == setting_default("auth_service_issuer")
+    assert config["AUTH_AUDIENCE"] == setting_default("auth_audience")
+
+
+def test_the_key_templates_name_what_the_pods_mount() -> None:
+    documents = load_documents(KEYS_TEMPLATE.read_text())
+    secret = find(documents, "Secret", SERVICE_KEY_SECRET)
+    assert set(secret["stringData"]) == {"signing-key.pem"}
+    config_map = find(documents, "ConfigMap", SERVICE_KEYS_CONFIG_MAP)
+    assert set(config_map["data"]) == {"jwks.json"}
+    assert re.search(r"<[a-z0-9-]+>", config_map["data"]["jwks.json"])
 
 
 # --- the overlays, rendered ------------------------------------------------------------
@@ -452,6 +511,10 @@ def test_dev_is_small_single_replica_with_a_generated_secret(dev: list[Document]
     assert {d["spec"]["replicas"] for d in dev if d["kind"] == "KafkaTopic"} == {1}
     (secret,) = [d for d in dev if d["kind"] == "Secret"]
     assert mongodb_secret_refs(dev) == {secret["metadata"]["name"]}
+    # No identity provider: the key pair's own key set (a file) verifies every token.
+    (config,) = [d for d in dev if d["kind"] == "ConfigMap"]
+    assert config["data"]["AUTH_ISSUER"] == "chuhai-development"
+    assert "AUTH_JWKS_URL" not in config["data"]
 
 
 def test_prod_is_replicated_larger_and_expects_its_secret(
@@ -471,9 +534,17 @@ def test_prod_is_replicated_larger_and_expects_its_secret(
     for topic in (d for d in prod if d["kind"] == "KafkaTopic"):
         assert topic["spec"]["replicas"] == 3
         assert topic["spec"]["config"]["min.insync.replicas"] == "2"
-    # The operator creates the Secret: the overlay renders none and refers to its name.
+    # The operator creates the Secrets: the overlay renders none and refers to their names.
     assert not [d for d in prod if d["kind"] == "Secret"]
     assert mongodb_secret_refs(prod) == {MONGODB_SECRET}
+    # People's tokens come from the bureau's identity provider, over HTTPS.
+    (config,) = [d for d in prod if d["kind"] == "ConfigMap"]
+    assert config["data"]["AUTH_JWKS_URL"].startswith("https://")
+    assert config["data"]["AUTH_ISSUER"] != setting_default("auth_issuer")
+    for name in SERVICES:
+        volumes = find(prod, "Deployment", name)["spec"]["template"]["spec"]["volumes"]
+        secrets = {v["secret"]["secretName"] for v in volumes if "secret" in v}
+        assert secrets == {SERVICE_KEY_SECRET}
 
 
 def test_service_monitor_component_renders_on_the_base(tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ def echo_binding(check: Check = plain_check) -> ServiceBinding:
 async def echo_server(
     metrics: RpcMetrics, tracer: Tracer | None = None, check: Check = plain_check
 ) -> AsyncIterator[grpc.aio.Channel]:
-    server = GrpcServer(host="127.0.0.1", port=0, metrics=metrics, tracer=tracer)
+    server = GrpcServer(host="127.0.0.1", port=0, verifier=None, metrics=metrics, tracer=tracer)
     await server.start([echo_binding(check)])
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:

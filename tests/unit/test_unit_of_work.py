@@ -1,4 +1,5 @@
-"""The unit of work writes a use case's events to the outbox, in order, at its moment."""
+"""The unit of work writes a use case's events to the outbox, in order, at its moment,
+stamped with who made the change."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any
 from chuhai.booth.v1 import events_pb2
 from runtime.adapters.topics import BOOTH_FAIRS
 from runtime.adapters.unit_of_work import MongoUnitOfWork, OutgoingEvent
+from runtime.kernel.identity import Principal, Role
 
 NOW = datetime(2026, 4, 15, 9, 30, 0, 123000, tzinfo=UTC)
+OFFICER = Principal(subject="officer-7", role=Role.OFFICER)
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class RecordingTransaction:
 
 async def test_flush_writes_the_recorded_events_in_order_at_the_units_moment() -> None:
     tx = RecordingTransaction()
-    uow = MongoUnitOfWork(store=None, now=NOW, tx=tx, encode=encode)  # type: ignore[arg-type]
+    uow = MongoUnitOfWork(store=None, now=NOW, actor=OFFICER, tx=tx, encode=encode)  # type: ignore[arg-type]
     uow.record(FairOpened("canton-137"))
     uow.record(FairOpened("asean-21"), FairOpened("canton-138"))
     assert tx.recorded == []
@@ -47,6 +50,7 @@ async def test_flush_writes_the_recorded_events_in_order_at_the_units_moment() -
     assert [r["payload"].fair_id for r in tx.recorded] == ["canton-137", "asean-21", "canton-138"]
     assert {r["occurred_at"] for r in tx.recorded} == {NOW}
     assert {r["topic"] for r in tx.recorded} == {BOOTH_FAIRS}
+    assert {r["actor"] for r in tx.recorded} == {OFFICER}
     assert tx.recorded[0]["event_id"] == "opened:canton-137"
     assert tx.recorded[0]["aggregate_id"] == "canton-137"
     await uow.flush()

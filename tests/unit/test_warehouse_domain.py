@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from runtime.kernel.errors import FailedPrecondition, InvalidArgument
+from runtime.kernel.identity import Principal, Role
 from runtime.kernel.validation import Validator, validated
 from tests.credit_codes import random_credit_code
 from warehouse import domain
@@ -36,6 +37,7 @@ from warehouse.geo import GeoPoint
 TODAY = date(2026, 6, 15)
 NOW = datetime(2026, 6, 15, 9, 30, tzinfo=UTC)
 EXPORTER = random_credit_code()
+OPERATOR_ID = "henan-overseas-logistics"
 HAMBURG = GeoPoint(53.5511, 9.9937)
 COLOGNE = GeoPoint(50.9375, 6.9603)
 POZNAN = GeoPoint(52.4064, 16.9252)
@@ -60,7 +62,7 @@ def draft(**changes: object) -> WarehouseProfile:
 
 def register(code: str, profile: WarehouseProfile) -> tuple[Warehouse, tuple[object, ...]]:
     command = validated(lambda check: domain.registration(code, profile, TODAY, check))
-    return Warehouse.register(command, NOW)
+    return Warehouse.register(command, OPERATOR_ID, NOW)
 
 
 def warehouse(code: str = "DE-HAM-01", **changes: object) -> Warehouse:
@@ -81,10 +83,8 @@ def search_criteria(**parts: object) -> SearchCriteria:
     return validated(lambda check: domain.search_criteria(check, **parts))
 
 
-def validate_booking(
-    code: str, exporter: str, space: Space, start: str, end: str
-) -> domain.Booking:
-    return validated(lambda check: domain.booking(code, exporter, space, start, end, check))
+def validate_booking(code: str, space: Space, start: str, end: str) -> domain.Booking:
+    return validated(lambda check: domain.booking(code, space, start, end, check))
 
 
 def violated(error: pytest.ExceptionInfo[InvalidArgument]) -> set[str]:
@@ -126,8 +126,10 @@ def test_registration_normalises_the_profile() -> None:
             capacity=Space(500, 4_000),
             services=(LogisticsService.STORAGE, LogisticsService.LAST_MILE_DELIVERY),
             publicly_recognised=True,
+            operator_id=OPERATOR_ID,
         ),
     )
+    assert registered.operator_id == OPERATOR_ID
 
 
 def test_registration_reports_every_wrong_field_at_once() -> None:
@@ -253,6 +255,7 @@ def test_capacity_cannot_drop_below_a_day_already_reserved() -> None:
     warehouse(capacity=Space(450, 100)).require_capacity_covers(ahead, TODAY)
     with pytest.raises(FailedPrecondition) as error:
         warehouse(capacity=Space(400, 100)).require_capacity_covers(ahead, TODAY)
+    assert error.value.reason == "CAPACITY_BELOW_RESERVED"
     assert (TODAY + timedelta(days=9)).isoformat() in error.value.message
     assert "450 pallet positions" in error.value.message
 
@@ -269,14 +272,16 @@ def test_suspension_and_reactivation_alternate() -> None:
     assert suspended.status == WarehouseStatus.SUSPENDED
     assert suspended.suspension_reason == "fire inspection"
     assert events == (WarehouseSuspended("DE-HAM-01", "DE", "fire inspection"),)
-    with pytest.raises(FailedPrecondition, match="already suspended"):
+    with pytest.raises(FailedPrecondition, match="already suspended") as twice:
         suspended.suspend("again", NOW)
+    assert twice.value.reason == "WAREHOUSE_ALREADY_SUSPENDED"
     active, events = suspended.reactivate(NOW)
     assert active.status == WarehouseStatus.ACTIVE
     assert active.suspension_reason == ""
     assert events == (domain.WarehouseReactivated("DE-HAM-01", "DE"),)
-    with pytest.raises(FailedPrecondition, match="not suspended"):
+    with pytest.raises(FailedPrecondition, match="not suspended") as active_already:
         active.reactivate(NOW)
+    assert active_already.value.reason == "WAREHOUSE_NOT_SUSPENDED"
 
 
 def test_a_suspension_needs_a_reason() -> None:
@@ -325,10 +330,9 @@ def test_a_period_spans_at_most_366_days() -> None:
 
 def test_a_booking_request_reports_every_wrong_field() -> None:
     with pytest.raises(InvalidArgument) as error:
-        validate_booking("?", "123", Space(0, -1), "2026-07-01", "2026-06-01")
+        validate_booking("?", Space(0, -1), "2026-07-01", "2026-06-01")
     assert violated(error) == {
         "warehouse_code",
-        "exporter_credit_code",
         "space",
         "space.cubic_metres",
         "end_date",
@@ -336,11 +340,9 @@ def test_a_booking_request_reports_every_wrong_field() -> None:
 
 
 def test_a_booking_may_start_today_but_not_before() -> None:
-    domain.Booking("DE-HAM-01", EXPORTER, Space(1, 0), period(0, 1)).require_start_not_past(TODAY)
+    domain.Booking("DE-HAM-01", Space(1, 0), period(0, 1)).require_start_not_past(TODAY)
     with pytest.raises(InvalidArgument) as error:
-        domain.Booking("DE-HAM-01", EXPORTER, Space(1, 0), period(-1, 3)).require_start_not_past(
-            TODAY
-        )
+        domain.Booking("DE-HAM-01", Space(1, 0), period(-1, 3)).require_start_not_past(TODAY)
     assert violated(error) == {"start_date"}
 
 
@@ -377,26 +379,28 @@ def test_cubic_metres_can_run_out_while_pallets_are_free() -> None:
 
 
 def test_a_refused_booking_names_the_day_what_is_free_and_what_was_asked() -> None:
-    booking = domain.Booking("DE-HAM-01", EXPORTER, Space(100, 0), period(10, 30))
+    booking = domain.Booking("DE-HAM-01", Space(100, 0), period(10, 30))
     full_day = TODAY + timedelta(days=17)
     with pytest.raises(FailedPrecondition) as error:
-        warehouse().reserve("r-1", booking, {full_day: Space(460, 0)}, NOW)
+        warehouse().reserve("r-1", booking, EXPORTER, {full_day: Space(460, 0)}, NOW)
     assert error.value.message == (
         f"not enough space in warehouse DE-HAM-01 on {full_day.isoformat()}: "
         "40 pallet positions free, 100 requested"
     )
+    assert error.value.reason == "INSUFFICIENT_CAPACITY"
 
 
 def test_a_suspended_warehouse_takes_no_bookings() -> None:
     suspended, _ = warehouse().suspend("fire inspection", NOW)
-    booking = domain.Booking("DE-HAM-01", EXPORTER, Space(1, 0), period(1, 2))
-    with pytest.raises(FailedPrecondition, match="suspended \\(fire inspection\\)"):
-        suspended.reserve("r-1", booking, {}, NOW)
+    booking = domain.Booking("DE-HAM-01", Space(1, 0), period(1, 2))
+    with pytest.raises(FailedPrecondition, match="suspended \\(fire inspection\\)") as refused:
+        suspended.reserve("r-1", booking, EXPORTER, {}, NOW)
+    assert refused.value.reason == "WAREHOUSE_SUSPENDED"
 
 
 def test_a_reservation_copies_the_country_for_reporting() -> None:
-    booking = domain.Booking("DE-HAM-01", EXPORTER, Space(100, 50), period(1, 2))
-    reservation, events = warehouse().reserve("r-1", booking, {}, NOW)
+    booking = domain.Booking("DE-HAM-01", Space(100, 50), period(1, 2))
+    reservation, events = warehouse().reserve("r-1", booking, EXPORTER, {}, NOW)
     assert reservation.country_code == "DE"
     assert reservation.status == ReservationStatus.CONFIRMED
     assert events == (
@@ -409,8 +413,8 @@ def test_free_space_is_never_negative() -> None:
 
 
 def test_a_reservation_can_be_cancelled_once_and_only_before_it_starts() -> None:
-    booking = domain.Booking("DE-HAM-01", EXPORTER, Space(100, 0), period(1, 5))
-    reservation, _ = warehouse().reserve("r-1", booking, {}, NOW)
+    booking = domain.Booking("DE-HAM-01", Space(100, 0), period(1, 5))
+    reservation, _ = warehouse().reserve("r-1", booking, EXPORTER, {}, NOW)
     cancelled, events = reservation.cancel("fair postponed", NOW)
     assert cancelled.status == ReservationStatus.CANCELLED
     assert cancelled.cancelled_at == NOW
@@ -419,10 +423,12 @@ def test_a_reservation_can_be_cancelled_once_and_only_before_it_starts() -> None
             "r-1", "DE-HAM-01", "DE", EXPORTER, Space(100, 0), period(1, 5), "fair postponed"
         ),
     )
-    with pytest.raises(FailedPrecondition, match="already cancelled"):
+    with pytest.raises(FailedPrecondition, match="already cancelled") as twice:
         cancelled.cancel("", NOW)
-    with pytest.raises(FailedPrecondition, match="started on"):
+    assert twice.value.reason == "RESERVATION_CANCELLED"
+    with pytest.raises(FailedPrecondition, match="started on") as started:
         reservation.cancel("", NOW + timedelta(days=1))
+    assert started.value.reason == "RESERVATION_STARTED"
 
 
 def test_utilisation_reports_each_day_with_its_ratio() -> None:
@@ -485,3 +491,75 @@ def test_ranking_keeps_warehouses_with_enough_space_free_on_every_day() -> None:
     assert [m.warehouse.code for m in ranked] == ["DE-HAM-01", "DE-MUC-01"]
     assert ranked[0].free == Space(100, 1)
     assert ranked[1].free == Space(500, 4_000)
+
+
+# Who may do what.
+
+
+def test_only_its_operator_operates_a_warehouse_and_officers_supervise_it() -> None:
+    operated = warehouse()
+    operator = Principal("op-user", Role.OPERATOR, OPERATOR_ID)
+    other = Principal("op-other", Role.OPERATOR, "another-operator")
+    officer = Principal("officer-1", Role.OFFICER)
+    # An exporter whose credit code happened to equal the operator id is no operator.
+    impostor = Principal("x", Role.EXPORTER, OPERATOR_ID)
+    assert operated.operated_by(operator)
+    assert not any(operated.operated_by(p) for p in (other, officer, impostor))
+    assert operated.supervised_by(operator) and operated.supervised_by(officer)
+    assert not operated.supervised_by(other) and not operated.supervised_by(impostor)
+
+
+def test_a_warehouse_stored_without_an_operator_is_operated_by_nobody() -> None:
+    older = replace(warehouse(), operator_id="")
+    assert not older.operated_by(Principal("op", Role.OPERATOR, ""))
+    assert not older.operated_by(Principal("op", Role.OPERATOR, OPERATOR_ID))
+    assert older.supervised_by(Principal("officer-1", Role.OFFICER))
+
+
+def test_a_reservation_is_held_by_its_exporter_only() -> None:
+    booking = domain.Booking("DE-HAM-01", Space(1, 0), period(1, 2))
+    reservation, _ = warehouse().reserve("r-1", booking, EXPORTER, {}, NOW)
+    assert reservation.exporter_credit_code == EXPORTER
+    assert reservation.held_by(Principal("e", Role.EXPORTER, EXPORTER))
+    assert not reservation.held_by(Principal("e", Role.EXPORTER, random_credit_code()))
+    assert not reservation.held_by(Principal("b", Role.BUYER, EXPORTER))
+
+
+def test_an_officer_sees_any_listing_but_must_name_a_warehouse_or_exporter() -> None:
+    officer = Principal("officer-1", Role.OFFICER)
+    which = domain.ReservationFilter("", EXPORTER, None)
+    assert domain.visible_reservations(which, officer, ()) == which
+    with pytest.raises(InvalidArgument) as error:
+        domain.visible_reservations(domain.ReservationFilter("", "", None), officer, ())
+    assert violated(error) == {"warehouse_code"}
+
+
+def test_an_exporters_listing_is_forced_to_its_own_reservations() -> None:
+    exporter = Principal("e", Role.EXPORTER, EXPORTER)
+    others = domain.ReservationFilter("DE-HAM-01", random_credit_code(), None)
+    assert domain.visible_reservations(others, exporter, ()) == domain.ReservationFilter(
+        "DE-HAM-01", EXPORTER, None
+    )
+
+
+def test_an_operators_listing_is_limited_to_the_warehouses_it_operates() -> None:
+    operator = Principal("op", Role.OPERATOR, OPERATOR_ID)
+    mine = domain.ReservationFilter("DE-HAM-01", "", None)
+    assert domain.visible_reservations(mine, operator, ["DE-HAM-01", "DE-DUI-01"]) == mine
+    theirs = domain.ReservationFilter("PL-POZ-01", "", None)
+    assert domain.visible_reservations(theirs, operator, ["DE-HAM-01"]) is None
+    by_exporter = domain.ReservationFilter("", EXPORTER, None)
+    assert domain.visible_reservations(by_exporter, operator, ["DE-HAM-01", "DE-DUI-01"]) == (
+        domain.ReservationFilter("", EXPORTER, None, ("DE-DUI-01", "DE-HAM-01"))
+    )
+    assert domain.visible_reservations(by_exporter, operator, []) is None
+
+
+def test_other_roles_see_no_reservations() -> None:
+    which = domain.ReservationFilter("DE-HAM-01", EXPORTER, None)
+    for principal in (
+        Principal("b", Role.BUYER, "buyer-1"),
+        Principal("s", Role.SERVICE, "expo"),
+        Principal("e", Role.EXPORTER, ""),
+    ):
+        assert domain.visible_reservations(which, principal, ["DE-HAM-01"]) is None

@@ -59,12 +59,13 @@ def test_a_booking_request_becomes_a_booking_command() -> None:
     request = api.ReserveCapacityRequest(
         request_id="r-1",
         warehouse_code=" de-ham-01 ",
-        exporter_credit_code=EXPORTER.lower(),
         space=res.Space(pallet_positions=3, cubic_metres=5),
         start_date="2026-07-01",
         end_date="2026-07-04",
     )
-    assert messages.booking(request) == domain.Booking("DE-HAM-01", EXPORTER, Space(3, 5), JULY)
+    # Who books is the caller, not a field: the use case takes it from its actor.
+    assert "exporter_credit_code" not in api.ReserveCapacityRequest.DESCRIPTOR.fields_by_name
+    assert messages.booking(request) == domain.Booking("DE-HAM-01", Space(3, 5), JULY)
     request.ClearField("request_id")
     request.end_date = "2026-06-30"
     with pytest.raises(InvalidArgument) as error:
@@ -72,10 +73,12 @@ def test_a_booking_request_becomes_a_booking_command() -> None:
     assert violated(error) == {"request_id", "end_date"}
 
 
-def test_listing_needs_an_owner_and_a_known_status() -> None:
+def test_listing_needs_a_known_status() -> None:
     with pytest.raises(InvalidArgument) as error:
         messages.reservation_listing(api.ListReservationsRequest(status=7))
-    assert violated(error) == {"warehouse_code", "status"}
+    # Whether it must name a warehouse or exporter depends on the caller (an officer
+    # must): domain.visible_reservations decides.
+    assert violated(error) == {"status"}
     which, page = messages.reservation_listing(
         api.ListReservationsRequest(exporter_credit_code=f" {EXPORTER.lower()} ")
     )
@@ -153,6 +156,7 @@ def test_registry_events_carry_the_facts_not_the_warehouse_resource() -> None:
             capacity=Space(500, 4_000),
             services=(LogisticsService.STORAGE, LogisticsService.LAST_MILE_DELIVERY),
             publicly_recognised=True,
+            operator_id="henan-overseas-logistics",
         )
     )
     assert (outgoing.topic, outgoing.aggregate_id) == (topics.WAREHOUSE_WAREHOUSES, "DE-HAM-01")
@@ -165,6 +169,7 @@ def test_registry_events_carry_the_facts_not_the_warehouse_resource() -> None:
         capacity_cubic_metres=4_000,
         services=[res.LOGISTICS_SERVICE_STORAGE, res.LOGISTICS_SERVICE_LAST_MILE_DELIVERY],
         publicly_recognised=True,
+        operator_id="henan-overseas-logistics",
     )
     for payload in (
         events_pb2.WarehouseRegistered,

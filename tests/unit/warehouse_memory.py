@@ -40,6 +40,9 @@ class MemoryWarehouseStore:
     async def warehouse(self, code: str) -> Warehouse | None:
         return self.warehouses.get(code)
 
+    async def warehouses_operated_by(self, operator_id: str) -> list[str]:
+        return [code for code, w in self.warehouses.items() if w.operator_id == operator_id]
+
     async def find_candidates(self, criteria: SearchCriteria) -> list[Warehouse]:
         return [
             warehouse
@@ -120,6 +123,7 @@ class MemoryWarehouseStore:
             r
             for r in self.reservations.values()
             if which.warehouse_code in ("", r.warehouse_code)
+            and (not which.among_warehouses or r.warehouse_code in which.among_warehouses)
             and which.exporter_credit_code in ("", r.exporter_credit_code)
             and which.status in (None, r.status)
         ]

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 SNAPSHOT_FORMAT = 2
 # Envelopes written before payloads were versioned carry 0: their payloads are version 1.
 _UNVERSIONED = 1
+# The range of google.protobuf.Timestamp: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+_FIRST_SECOND = -62_135_596_800
+_LAST_SECOND = 253_402_300_799
 
 P = TypeVar("P", bound=Projection)
 
@@ -70,6 +73,16 @@ class Dispatcher:
         if event_id in self._applied_event_ids:
             self._redelivered += 1
             return False
+        occurred_at = envelope.occurred_at
+        if not (
+            _FIRST_SECOND <= occurred_at.seconds <= _LAST_SECOND
+            and 0 <= occurred_at.nanos < 1_000_000_000
+        ):
+            # Outside what a Timestamp may hold (years 1 to 9999): no figure can place it
+            # in time, and as the newest event it would stop the headline being read.
+            raise ValueError(
+                f"occurred_at {occurred_at.seconds} s {occurred_at.nanos} ns is not a time"
+            )
         version = envelope.schema_version or _UNVERSIONED
         payload_field = envelope.WhichOneof("payload")
         if payload_field is None:
@@ -86,7 +99,7 @@ class Dispatcher:
             # Counted under the version it was recorded at, as the producer stamped it.
             self._skip(event_id, type_name, version, known_type=route is not None)
             return False
-        occurred_us = timestamp_us(envelope.occurred_at)
+        occurred_us = timestamp_us(occurred_at)
         route.handle(payload, occurred_us)
         self._applied_event_ids.add(event_id)
         if self._newest_event_us is None or occurred_us > self._newest_event_us:

@@ -9,6 +9,7 @@ from google.protobuf.message import DecodeError, Message
 
 from chuhai.events.v1 import envelope_pb2
 from chuhai.schema.v1 import options_pb2
+from runtime.kernel.identity import Principal
 
 EventEnvelope = envelope_pb2.EventEnvelope
 # A payload type without the (chuhai.schema.v1.schema_version) option is at version 1.
@@ -41,10 +42,12 @@ def envelope_for(
     occurred_at: datetime | None = None,
     event_id: str = "",
     traceparent: str = "",
+    actor: Principal | None = None,
 ) -> EventEnvelope:
     """Wrap a typed event in a new envelope, with a fresh event id unless one is given
     (a fact the client identified itself, such as a visit, keeps one id however often
-    it is reported). ``traceparent`` is the W3C trace context it was recorded in."""
+    it is reported). ``traceparent`` is the W3C trace context it was recorded in;
+    ``actor`` who made the change."""
     type_name = payload.DESCRIPTOR.full_name
     field = _PAYLOAD_FIELDS.get(type_name)
     if field is None:
@@ -61,6 +64,10 @@ def envelope_for(
         causation_id=causation_id,
         traceparent=traceparent,
     )
+    if actor is not None:
+        envelope.actor.subject = actor.subject
+        envelope.actor.role = actor.role.value
+        envelope.actor.party = actor.party
     envelope.occurred_at.FromDatetime(occurred_at or datetime.now(UTC))
     getattr(envelope, field).CopyFrom(payload)
     return envelope

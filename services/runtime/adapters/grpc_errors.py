@@ -1,20 +1,29 @@
-"""Maps domain errors to gRPC status codes, with google.rpc details for bad requests."""
+"""Maps domain errors to gRPC status codes, with google.rpc details: BadRequest for bad
+requests, ErrorInfo (a machine-readable reason) for FAILED_PRECONDITION and ABORTED."""
 
 from __future__ import annotations
 
 import inspect
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from runtime.kernel import errors
 
 log = logging.getLogger(__name__)
+
+# ErrorInfo's domain names who defines the reasons; the kernel defines them for every
+# service, so it is one fixed name rather than the service's.
+ERROR_DOMAIN = "chuhai"
+
+D = TypeVar("D", bound=Message)
 
 _CODES: dict[type[errors.DomainError], int] = {
     errors.InvalidArgument: code_pb2.INVALID_ARGUMENT,
@@ -30,7 +39,8 @@ _CODES: dict[type[errors.DomainError], int] = {
 
 
 def status_for(error: errors.DomainError) -> grpc.Status:
-    """The rich gRPC status for a domain error (BadRequest details for field violations)."""
+    """The rich gRPC status for a domain error (BadRequest details for field violations,
+    ErrorInfo for an error with a reason)."""
     # A DomainError without its own code is a server bug, not the caller's problem.
     code = next((c for cls, c in _CODES.items() if isinstance(error, cls)), code_pb2.INTERNAL)
     status = status_pb2.Status(code=code, message=error.message)
@@ -43,23 +53,59 @@ def status_for(error: errors.DomainError) -> grpc.Status:
                 for v in error.violations
             ]
         )
-        detail = any_pb2.Any()
-        detail.Pack(bad_request)
-        status.details.append(detail)
+        _attach(status, bad_request)
+    if isinstance(error, errors.ErrorWithReason):
+        info = error_details_pb2.ErrorInfo(
+            reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata
+        )
+        _attach(status, info)
+    if isinstance(error, errors.ResourceExhausted) and error.retry_after_seconds is not None:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromMilliseconds(max(1, math.ceil(error.retry_after_seconds * 1000)))
+        _attach(status, retry)
     return rpc_status.to_status(status)
+
+
+def _attach(status: status_pb2.Status, detail: Message) -> None:
+    packed = any_pb2.Any()
+    packed.Pack(detail)
+    status.details.append(packed)
 
 
 def field_violations(error: grpc.aio.AioRpcError | grpc.RpcError) -> dict[str, str]:
     """Client-side helper: the field violations a server attached to an error."""
-    status = rpc_status.from_call(error)
     found: dict[str, str] = {}
+    for bad_request in _details(error, error_details_pb2.BadRequest):
+        found.update({v.field: v.description for v in bad_request.field_violations})
+    return found
+
+
+def error_reason(error: grpc.aio.AioRpcError | grpc.RpcError) -> str:
+    """Client-side helper: the reason (REQUEST_ID_REUSED, FAIR_NOT_OPEN, ...) a server
+    attached to an error, or "" when it attached none."""
+    for info in _details(error, error_details_pb2.ErrorInfo):
+        if info.domain == ERROR_DOMAIN:
+            return info.reason
+    return ""
+
+
+def retry_delay_seconds(error: grpc.aio.AioRpcError | grpc.RpcError) -> float | None:
+    """Client-side helper: how long the server asked to wait before retrying, if it said."""
+    for retry in _details(error, error_details_pb2.RetryInfo):
+        return retry.retry_delay.ToMilliseconds() / 1000
+    return None
+
+
+def _details(error: grpc.aio.AioRpcError | grpc.RpcError, kind: type[D]) -> list[D]:
+    status = rpc_status.from_call(error)
     if status is None:
-        return found
+        return []
+    found: list[D] = []
     for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad_request = error_details_pb2.BadRequest()
-            detail.Unpack(bad_request)
-            found.update({v.field: v.description for v in bad_request.field_violations})
+        if detail.Is(kind.DESCRIPTOR):
+            unpacked = kind()
+            detail.Unpack(unpacked)
+            found.append(unpacked)
     return found
 
 

@@ -9,7 +9,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -19,6 +19,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
+from runtime.adapters.auth import Access, AuthInterceptor, PrincipalRateLimiter, TokenVerifier
 from runtime.adapters.grpc_errors import DomainErrorInterceptor
 from runtime.adapters.metrics import RpcMetrics
 from runtime.adapters.tracing import end_server_span, start_server_span
@@ -33,6 +34,8 @@ class ServiceBinding:
     full_name: str
     servicer: Any
     add_to_server: Callable[[Any, grpc.aio.Server], None]
+    # Which roles may call each method; a method missing here is refused to everyone.
+    access: Access = field(default_factory=dict)
 
 
 class GrpcServer:
@@ -43,19 +46,37 @@ class GrpcServer:
         *,
         host: str,
         port: int,
-        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        verifier: TokenVerifier | None,
+        limiter: PrincipalRateLimiter | None = None,
+        max_message_bytes: int = 4 * 1024 * 1024,
         metrics: RpcMetrics | None = None,
         tracer: Tracer | None = None,
+        credentials: grpc.ServerCredentials | None = None,
     ) -> None:
+        """Without a ``verifier`` nothing is authenticated: only for tests of the
+        server itself; every service host passes one. With ``credentials`` (see
+        tls.server_credentials) the port serves TLS only; without, plaintext."""
         self._address = f"{host}:{port}"
+        self._credentials = credentials
         self._host = host
         self._bindings: tuple[ServiceBinding, ...] = ()
-        # Future interceptors (authentication, rate limits) go before error mapping so
-        # their own domain errors are mapped too; the observer comes first, so it sees
-        # every call's final status, whichever interceptor set it.
-        observer = CallObserver(metrics or RpcMetrics(), tracer)
+        # Filled from the bindings at start; the interceptor reads it at every call.
+        self._access: dict[str, Access] = {}
+        # The observer comes first, so it sees every call's final status, whichever
+        # interceptor set it; error mapping next, so the authentication's refusals are
+        # mapped too; authentication last, right before the servicer.
+        chain: list[grpc.aio.ServerInterceptor] = [
+            CallObserver(metrics or RpcMetrics(), tracer),
+            DomainErrorInterceptor(),
+        ]
+        if verifier is not None:
+            chain.append(AuthInterceptor(verifier, self._access, limiter))
         self._server = grpc.aio.server(
-            interceptors=[observer, *interceptors, DomainErrorInterceptor()]
+            interceptors=chain,
+            options=[
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", max_message_bytes),
+            ],
         )
         self._health = health.aio.HealthServicer()
         self.port: int | None = None
@@ -72,7 +93,10 @@ class GrpcServer:
         range that holds the services' ports, and one of them once took a port a
         service was about to listen on."""
         if self.port is None:
-            self.port = self._server.add_insecure_port(self._address)
+            if self._credentials is None:
+                self.port = self._server.add_insecure_port(self._address)
+            else:
+                self.port = self._server.add_secure_port(self._address, self._credentials)
             if self.port == 0:
                 raise OSError(f"cannot listen on {self._address}")
         return self.port
@@ -82,6 +106,7 @@ class GrpcServer:
         self._bindings = tuple(bindings)
         for binding in self._bindings:
             binding.add_to_server(binding.servicer, self._server)
+            self._access[binding.full_name] = binding.access
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         names = [b.full_name for b in self._bindings]
         reflection.enable_server_reflection(

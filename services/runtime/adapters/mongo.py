@@ -87,7 +87,8 @@ async def run_in_transaction(
                 if time.monotonic() >= deadline:
                     raise TransactionFailed(
                         f"the change kept conflicting with concurrent ones ({attempt} attempts); "
-                        "retry the request with the same request id"
+                        "retry the request with the same request id",
+                        reason="TRANSACTION_CONFLICT",
                     ) from error
             except BaseException:
                 if session.in_transaction:

@@ -28,6 +28,7 @@ from runtime.adapters.metrics import OutboxMetrics, TransactionMetrics
 from runtime.adapters.mongo import run_in_transaction
 from runtime.adapters.topics import TopicSpec
 from runtime.adapters.tracing import current_traceparent
+from runtime.kernel.identity import Principal
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,10 @@ class Transaction:
         aggregate_id: str,
         event_id: str = "",
         occurred_at: datetime | None = None,
+        actor: Principal | None = None,
     ) -> EventEnvelope:
         """Write an event to the outbox inside this transaction; it occurred at
-        ``occurred_at`` (the unit of work's moment), or now."""
+        ``occurred_at`` (the unit of work's moment), or now, by ``actor``."""
         envelope = envelope_for(
             payload,
             aggregate_id=aggregate_id,
@@ -90,6 +92,7 @@ class Transaction:
             # The span of the call recording it (see grpc_server.CallObserver), if any:
             # the consumer continues that trace.
             traceparent=current_traceparent(),
+            actor=actor,
         )
         await self.db[OUTBOX_COLLECTION].insert_one(
             {

@@ -23,6 +23,8 @@ from opentelemetry.trace import Tracer, TracerProvider
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from runtime.adapters.auth import PrincipalRateLimiter, TokenVerifier, verifier_from
+from runtime.adapters.grpc_client import TokenSource
 from runtime.adapters.grpc_server import GrpcServer, ServiceBinding
 from runtime.adapters.kafka import KafkaEventPublisher
 from runtime.adapters.logging import configure_logging
@@ -30,6 +32,8 @@ from runtime.adapters.metrics import MetricsServer, ServiceMetrics
 from runtime.adapters.mongo import connect_mongo
 from runtime.adapters.outbox import Outbox, OutboxRelay, RelayLease
 from runtime.adapters.settings import Settings
+from runtime.adapters.tls import server_credentials
+from runtime.adapters.tokens import service_tokens_from
 from runtime.adapters.tracing import TRACER_NAME, tracer_provider_for
 from runtime.kernel.clock import Clock, SystemClock
 
@@ -51,6 +55,11 @@ class ServiceContext:
     # tracer, None when tracing is off.
     metrics: ServiceMetrics
     tracer: Tracer | None
+    # The one verifier of the process: the gRPC server's, for any other door (the
+    # bureau's dashboard) to admit exactly the same tokens.
+    verifier: TokenVerifier
+    # The bearer token this service presents to the services it calls.
+    service_token: TokenSource | None = None
     background: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
     cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -110,12 +119,19 @@ class ServiceHost:
 
     async def start(self) -> None:
         settings = self._settings
+        # First: half-configured TLS stops the process before it starts anything.
+        credentials = server_credentials(settings)
         tracer = self._start_tracing()
+        verifier = verifier_from(settings)
         self.server = GrpcServer(
             host=settings.grpc_host,
             port=settings.grpc_port(self.name),
+            verifier=verifier,
+            limiter=PrincipalRateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+            max_message_bytes=settings.grpc_max_message_bytes,
             metrics=self.metrics.rpc,
             tracer=tracer,
+            credentials=credentials,
         )
         self.server.bind()
         # Up while the clients still wait for MongoDB or Kafka: a process that has not
@@ -130,7 +146,16 @@ class ServiceHost:
         if self._relays_outbox:
             await self._start_relay(outbox, db)
         self._context = ServiceContext(
-            self.name, settings, self._mongo, db, outbox, self._clock, self.metrics, tracer
+            self.name,
+            settings,
+            self._mongo,
+            db,
+            outbox,
+            self._clock,
+            self.metrics,
+            tracer,
+            verifier,
+            service_token=service_tokens_from(settings, self.name),
         )
         await self.server.start(await self._build(self._context))
         self._background = [

@@ -53,6 +53,55 @@ class Settings(BaseSettings):
     # The SDK's other OTEL_* variables (sampler, headers) apply as documented there.
     otel_exporter_otlp_endpoint: str = ""
 
+    # Identity: who may call. Tokens are JWTs from the identity provider ``auth_issuer``
+    # for ``auth_audience``, verified against its key set (a JWKS URL, a JWKS file, or
+    # both: the provider's URL and a file with the services' own public keys). The
+    # embedded rung makes its own key pair and points these at it.
+    auth_issuer: str = "chuhai-development"
+    auth_audience: str = "chuhai"
+    auth_jwks_url: str = ""
+    auth_jwks_file: str = ""
+    # Accepted signature algorithms (asymmetric only), comma-separated.
+    auth_algorithms: str = "RS256,PS256,ES256,EdDSA"
+    auth_leeway_seconds: float = Field(default=30, ge=0, le=300)
+    # Where roles and the party a principal acts for are in the provider's tokens
+    # (dotted paths: realm_access.roles for a Keycloak realm role, for instance).
+    auth_role_claim: str = "chuhai_role"
+    auth_party_claim: str = "chuhai_party"
+    auth_jwks_refresh_seconds: float = Field(default=300, gt=0)
+    # Services sign the tokens of their calls to other services with their own key,
+    # as issuer ``auth_service_issuer`` (trusted for the service role only).
+    auth_service_issuer: str = "chuhai-services"
+    auth_service_key_file: str = ""
+    # Empty: the key's RFC 7638 thumbprint, the id the key sets made here use.
+    auth_service_key_id: str = ""
+    auth_service_algorithm: str = "ES256"
+    # The embedded rung's development identity provider (chuhai-platform run): its key
+    # set at http://127.0.0.1:<port>/.well-known/jwks.json.
+    dev_identity_port: int = Field(default=9470, ge=0, le=65535)
+    # Per principal (services excepted): calls a second, and the burst allowed.
+    rate_limit_per_second: float = Field(default=50, gt=0)
+    rate_limit_burst: int = Field(default=200, ge=1)
+    # Largest request or response message a server or channel accepts.
+    grpc_max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+
+    # TLS (runtime/adapters/tls.py). All empty: plaintext, as on the embedded rung. Files
+    # are PEM and read at startup: rotate by restarting with new files.
+    # The server certificate and key: both set, every gRPC server (and the bureau's web
+    # server) serves TLS only.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # Set: servers require client certificates signed by this CA (mutual TLS).
+    tls_client_ca_file: str = ""
+    # What a service trusts when it calls another one; set, its channels use TLS.
+    tls_ca_file: str = ""
+    # The certificate a service presents when it calls another one under mutual TLS.
+    tls_client_cert_file: str = ""
+    tls_client_key_file: str = ""
+    # The name to check the callee's certificate against when it is not the target's
+    # host (a shared certificate, an address reached through a tunnel).
+    tls_server_name_override: str = ""
+
     log_level: str = "INFO"
     # How long a stopping server lets in-flight calls finish.
     grpc_shutdown_grace_seconds: float = 5.0

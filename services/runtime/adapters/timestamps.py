@@ -8,6 +8,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from runtime.kernel.clock import to_millisecond
+from runtime.kernel.errors import FieldViolation, InvalidArgument
 
 
 def timestamp(moment: datetime) -> Timestamp:
@@ -17,9 +18,22 @@ def timestamp(moment: datetime) -> Timestamp:
     return stamp
 
 
-def moment(message: Message, field: str) -> datetime | None:
+def moment(message: Message, field: str, path: str = "") -> datetime | None:
     """The Timestamp ``field`` of ``message`` in UTC, cut to the millisecond MongoDB
-    keeps (an answer built from it equals a later read); None when it is not set."""
+    keeps (an answer built from it equals a later read); None when it is not set.
+
+    A Timestamp outside years 1 to 9999 or with nanos outside a second is the caller's
+    mistake: InvalidArgument naming ``path`` (the field's path in the request, by
+    default its name)."""
     if not message.HasField(field):
         return None
-    return to_millisecond(getattr(message, field).ToDatetime(UTC))
+    stamp: Timestamp = getattr(message, field)
+    try:
+        return to_millisecond(stamp.ToDatetime(UTC))
+    except (ValueError, OverflowError):
+        raise InvalidArgument(
+            FieldViolation(
+                path or field,
+                "a moment from 0001-01-01 to 9999-12-31 (seconds and nanos of a Timestamp)",
+            )
+        ) from None

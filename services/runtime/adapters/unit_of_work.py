@@ -4,7 +4,8 @@ A use case (a service's ``handlers.py``) sees a UnitOfWork: the service's reposi
 bound to one transaction, the moment it runs at, and ``record`` for the domain events
 it produced. The runner opens the transaction, runs the use case, turns the recorded
 events into envelopes in the outbox (through the service's ``messages.py``), answers
-a retried request id with its first response, and commits all of it at once.
+a retried request id with its first response (and refuses the id reused for another
+request), and commits all of it at once.
 
 Handlers never see pymongo or protobuf; unit tests give them an in-memory repository
 and ``tests.fakes.FakeUnitOfWork`` instead."""
@@ -26,6 +27,7 @@ from runtime.adapters.locks import KeyedLocks
 from runtime.adapters.outbox import Outbox, Transaction
 from runtime.adapters.topics import TopicSpec
 from runtime.kernel.clock import Clock
+from runtime.kernel.identity import SYSTEM, Principal
 from runtime.kernel.validation import Validator
 
 S = TypeVar("S")
@@ -63,6 +65,11 @@ class UnitOfWork(Protocol[S_co]):
     @property
     def now(self) -> datetime: ...
 
+    @property
+    def actor(self) -> Principal:
+        """Who the use case runs for: the caller, or SYSTEM for the service's own work."""
+        ...
+
     def record(self, *events: Any) -> None:
         """Domain events to publish if, and only if, this unit of work commits."""
         ...
@@ -75,9 +82,12 @@ class UnitOfWork(Protocol[S_co]):
 class MongoUnitOfWork(Generic[S]):
     """A UnitOfWork over one MongoDB transaction and its service's outbox."""
 
-    def __init__(self, store: S, now: datetime, tx: Transaction, encode: EncodeEvent) -> None:
+    def __init__(
+        self, store: S, now: datetime, actor: Principal, tx: Transaction, encode: EncodeEvent
+    ) -> None:
         self._store = store
         self._now = now
+        self._actor = actor
         self._tx = tx
         self._encode = encode
         self._events: list[Any] = []
@@ -89,6 +99,10 @@ class MongoUnitOfWork(Generic[S]):
     @property
     def now(self) -> datetime:
         return self._now
+
+    @property
+    def actor(self) -> Principal:
+        return self._actor
 
     def record(self, *events: Any) -> None:
         self._events.extend(events)
@@ -108,6 +122,7 @@ class MongoUnitOfWork(Generic[S]):
                 # The moment the use case decided at: events and state agree, also
                 # under a clock a test moved.
                 occurred_at=self._now,
+                actor=self._actor,
             )
         self._events.clear()
 
@@ -136,31 +151,38 @@ class UseCaseRunner(Generic[S]):
     async def run_once(
         self,
         method: str,
-        request_id: str,
+        request: Message,
         response_type: type[M],
         use_case: Callable[[UnitOfWork[S]], Awaitable[T]],
         respond: Callable[[T], M],
         *,
+        actor: Principal,
         one_at_a_time: str = "",
     ) -> M:
-        """Run ``use_case`` once per (method, request id) and answer with ``respond`` of
-        its result; a retry gets the first answer back and changes nothing.
+        """Run ``use_case`` once per (method, ``request.request_id``) and answer with
+        ``respond`` of its result; a retry gets the first answer back and changes
+        nothing. The same request id on a different request is refused with
+        FailedPrecondition (REQUEST_ID_REUSED): answering it with the first response
+        would tell the client a change it asked for was made when it was not.
 
         ``one_at_a_time`` names a key (a fair and booth type, a warehouse) whose
         requests this process runs in turn: they would all write the same documents,
         and taking turns spares SecantusDB a storm of transaction conflicts. The
         transaction, not this lock, is what keeps such state exact across processes.
         """
+        request_id: str = request.request_id  # type: ignore[attr-defined]
         check = Validator()
         check.request_id(request_id)
         check.raise_if_invalid()
 
         async def attempt(tx: Transaction) -> M:
-            earlier = await earlier_response(tx, method, request_id, response_type)
+            earlier = await earlier_response(
+                tx, method, request_id, request, response_type, actor.audit_name
+            )
             if earlier is not None:
                 return earlier
-            response = respond(await self._run_in(tx, use_case))
-            await remember_response(tx, method, request_id, response)
+            response = respond(await self._run_in(tx, use_case, actor))
+            await remember_response(tx, method, request_id, request, response, actor.audit_name)
             return response
 
         async with self._turn(one_at_a_time):
@@ -170,22 +192,26 @@ class UseCaseRunner(Generic[S]):
         self,
         use_case: Callable[[UnitOfWork[S]], Awaitable[T]],
         *,
+        actor: Principal = SYSTEM,
         one_at_a_time: str = "",
     ) -> T:
         """Run ``use_case`` in one transaction with its events, without a request id
         (the service's own background work, such as expiring intents)."""
 
         async def attempt(tx: Transaction) -> T:
-            return await self._run_in(tx, use_case)
+            return await self._run_in(tx, use_case, actor)
 
         async with self._turn(one_at_a_time):
             return await self._outbox.transact(attempt)
 
     async def _run_in(
-        self, tx: Transaction, use_case: Callable[[UnitOfWork[S]], Awaitable[T]]
+        self,
+        tx: Transaction,
+        use_case: Callable[[UnitOfWork[S]], Awaitable[T]],
+        actor: Principal,
     ) -> T:
         uow = MongoUnitOfWork(
-            self._open_store(tx.db, tx.session), self.clock.now(), tx, self._encode
+            self._open_store(tx.db, tx.session), self.clock.now(), actor, tx, self._encode
         )
         result = await use_case(uow)
         await uow.flush()

@@ -3,7 +3,12 @@ about gRPC; the server's error interceptor maps each one to its status code."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+# google.rpc.ErrorInfo's rule for a reason: UPPER_SNAKE_CASE, at most 63 characters.
+_REASON = re.compile(r"[A-Z][A-Z0-9_]{0,61}[A-Z0-9]")
 
 
 @dataclass(frozen=True)
@@ -43,8 +48,24 @@ class AlreadyExists(DomainError):
     pass
 
 
-class FailedPrecondition(DomainError):
-    pass
+class ErrorWithReason(DomainError):
+    """An error a client may branch on: ``reason`` names the condition in
+    UPPER_SNAKE_CASE (stable, unlike the message, which is for people), ``metadata``
+    adds the values that matter to it. Sent as a ``google.rpc.ErrorInfo``."""
+
+    def __init__(
+        self, message: str, *, reason: str, metadata: Mapping[str, str] | None = None
+    ) -> None:
+        if not _REASON.fullmatch(reason):
+            raise ValueError(f"error reason {reason!r} must be UPPER_SNAKE_CASE, 2-63 characters")
+        super().__init__(message)
+        self.reason = reason
+        self.metadata = dict(metadata or {})
+
+
+class FailedPrecondition(ErrorWithReason):
+    """The request is well formed, but the state it meets refuses it; ``reason`` says
+    which state, so a client can tell "fair not open" from "quota exceeded"."""
 
 
 class PermissionDenied(DomainError):
@@ -56,13 +77,18 @@ class Unauthenticated(DomainError):
 
 
 class ResourceExhausted(DomainError):
-    pass
+    """A limit was reached; ``retry_after_seconds``, when known, says when a retry can
+    succeed (sent as google.rpc.RetryInfo)."""
+
+    def __init__(self, message: str, *, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class Unavailable(DomainError):
     """A dependency (another service, the database) cannot be reached right now."""
 
 
-class Aborted(DomainError):
+class Aborted(ErrorWithReason):
     """A concurrency conflict outlasted the server's retries; retrying the same request
     (with the same request id) is safe."""
