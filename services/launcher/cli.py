@@ -5,13 +5,15 @@ topics and replays outboxes.
 (KAFKA_BOOTSTRAP_SERVERS, MONGODB_URI) and the development identity provider unless an
 identity provider is configured (AUTH_JWKS_URL, AUTH_JWKS_FILE), creates the topics,
 replays the outboxes into a fresh in-memory broker, then supervises one process per
-service until Ctrl-C. `token` signs development tokens, `keys` makes a key pair."""
+service until Ctrl-C. `token` signs development tokens, `keys` makes a key pair,
+`reconcile` compares the services' state with the bureau's figures."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -34,6 +36,12 @@ from launcher.identity import (
     needs_development_provider,
     principal_for,
 )
+from launcher.reconcile import (
+    DEFAULT_SETTLE_SECONDS,
+    Reconciliation,
+    SourceUnavailable,
+    reconcile,
+)
 from runtime.adapters.grpc_client import service_channel
 from runtime.adapters.kafka import KafkaEventPublisher
 from runtime.adapters.logging import configure_logging
@@ -41,7 +49,7 @@ from runtime.adapters.mongo import connect_mongo
 from runtime.adapters.outbox import Outbox, OutboxRelay
 from runtime.adapters.settings import Settings
 from runtime.adapters.tls import channel_credentials
-from runtime.adapters.tokens import DevelopmentKeys, TokenIssuer
+from runtime.adapters.tokens import SIGNING_KEY_FILE, DevelopmentKeys, TokenIssuer
 from runtime.adapters.topics import provision_topics
 from runtime.kernel.identity import Role
 
@@ -56,6 +64,11 @@ STOP_TIMEOUT_SECONDS = 12.0
 RESTART_BACKOFF_MAX_SECONDS = 30.0
 DEFAULT_KAFKA_PORT = 9092
 DEFAULT_MONGO_PORT = 27017
+# How long the officer's token `reconcile` signs itself stays valid past its wait.
+RECONCILE_TOKEN_SECONDS = 600.0
+# reconcile's exit codes beyond 0 (no difference) and 2 (usage, argparse's).
+EXIT_DIFFERENCES = 1
+EXIT_UNAVAILABLE = 3
 # How long the printed dashboard link (an officer's token) stays valid.
 DASHBOARD_TOKEN_HOURS = 12.0
 DEFAULT_TOKEN_HOURS = 12.0
@@ -499,6 +512,76 @@ def _keys_command(args: argparse.Namespace, command: argparse.ArgumentParser) ->
     return 0
 
 
+def _reconcile_token(args: argparse.Namespace, command: argparse.ArgumentParser) -> str:
+    """--token, else CHUHAI_TOKEN, else an officer's token signed with the development
+    key under --var-dir, when `chuhai-platform run` made one there."""
+    if args.token:
+        return str(args.token)
+    if token := os.environ.get("CHUHAI_TOKEN", ""):
+        return token
+    if (args.var_dir / "identity" / SIGNING_KEY_FILE).exists():
+        issuer = development_issuer(development_keys(args.var_dir), Settings())
+        return issuer.issue(
+            principal_for(Role.OFFICER),
+            ttl_seconds=args.settle_seconds + RECONCILE_TOKEN_SECONDS,
+        )
+    command.error(
+        "no token: give --token or CHUHAI_TOKEN (an officer's), or --var-dir where "
+        "`chuhai-platform run` keeps its development identity"
+    )
+
+
+def _reconciliation_json(result: Reconciliation) -> str:
+    return json.dumps(
+        {
+            "reconciled": result.reconciled,
+            "compared": len(result.figures),
+            "differences": len(result.differences),
+            "figures": [
+                {
+                    "figure": figure.name,
+                    "service": figure.service_value,
+                    "bureau": figure.bureau_value,
+                    "agrees": figure.agrees,
+                }
+                for figure in result.figures
+            ],
+        },
+        indent=2,
+    )
+
+
+def _reconciliation_table(result: Reconciliation) -> str:
+    width = max([len("figure"), *(len(f.name) for f in result.figures)])
+    lines = [f"  {'figure':<{width}}  {'services':>10}  {'bureau':>10}"]
+    lines += [
+        f"{'✓' if f.agrees else '✗'} {f.name:<{width}}  {f.service_value:>10,}  "
+        f"{f.bureau_value:>10,}"
+        for f in result.figures
+    ]
+    if result.reconciled:
+        lines.append(f"Reconciled: all {len(result.figures)} figures agree.")
+    else:
+        lines.append(
+            f"{len(result.differences)} of {len(result.figures)} figures differ: "
+            + ", ".join(d.figure for d in result.differences)
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _reconcile_command(args: argparse.Namespace, command: argparse.ArgumentParser) -> int:
+    if args.settle_seconds < 0:
+        command.error("--settle-seconds must not be negative")
+    token = _reconcile_token(args, command)
+    try:
+        result = asyncio.run(reconcile(Settings(), token, settle_seconds=args.settle_seconds))
+    except SourceUnavailable as error:
+        sys.stderr.write(f"chuhai-platform reconcile: {error}\n")
+        return EXIT_UNAVAILABLE
+    _say(_reconciliation_json(result) + "\n" if args.json else _reconciliation_table(result))
+    return 0 if result.reconciled else EXIT_DIFFERENCES
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chuhai-platform", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -535,7 +618,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     keys.add_argument("--dir", type=Path, required=True, help="where the key pair goes")
     keys.add_argument("--owner", default="", help="UID:GID to hand the files to (as root)")
+    reconciling = commands.add_parser(
+        "reconcile",
+        help="compare every service's MongoDB state with the bureau's figures",
+        description="Recomputes each figure the bureau serves from the booth, expo and "
+        "warehouse databases (MONGODB_URI) and compares it with the bureau's (QueryStats at "
+        "BUREAU_GRPC_TARGET, with an officer's token), waiting up to --settle-seconds for "
+        "the bureau to catch up. Exit 0: no difference; 1: differences; 2: wrong usage; "
+        "3: the bureau or the databases unreachable, or the token refused.",
+    )
+    reconciling.add_argument("--token", default="", help="an officer's token; else CHUHAI_TOKEN")
+    reconciling.add_argument(
+        "--var-dir",
+        type=Path,
+        default=DEFAULT_VAR_DIR,
+        help="without a token: sign an officer's one with the development key kept here",
+    )
+    reconciling.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=DEFAULT_SETTLE_SECONDS,
+        help="how long to wait for the bureau to catch up before reporting differences",
+    )
+    reconciling.add_argument("--json", action="store_true", help="every figure as JSON")
     args = parser.parse_args(argv)
+    if args.command == "reconcile":
+        return _reconcile_command(args, reconciling)
     if args.command == "token":
         return _token_command(args, token)
     if args.command == "keys":
