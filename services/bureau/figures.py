@@ -22,7 +22,11 @@ from bureau.projections.base import Projection, utc_datetime
 from bureau.projections.booth import BoothFigures, BoothProjection
 from bureau.projections.dispatcher import Dispatcher
 from bureau.projections.expo import ExpoProjection, IntentFigures, IntentFilter, ResponseFigures
-from bureau.projections.warehouse import WarehouseFigures, WarehouseProjection
+from bureau.projections.warehouse import (
+    ReservationFigures,
+    WarehouseFigures,
+    WarehouseProjection,
+)
 from chuhai.events.v1.envelope_pb2 import EventEnvelope
 
 PROJECTIONS: tuple[type[Projection], ...] = (BoothProjection, ExpoProjection, WarehouseProjection)
@@ -87,8 +91,15 @@ class BureauFigures:
     def responses(self, where: IntentFilter | None = None) -> ResponseFigures:
         return self._expo.responses(where)
 
+    def exhibitors(self) -> dict[str, int]:
+        """Exhibitors per expo edition id."""
+        return self._expo.exhibitors()
+
     def warehouses(self, day: date) -> list[WarehouseFigures]:
         return self._warehouse.warehouses(day)
+
+    def reservations(self) -> ReservationFigures:
+        return self._warehouse.reservations()
 
     # Persistence --------------------------------------------------------------------------
 

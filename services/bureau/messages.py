@@ -36,10 +36,12 @@ def query_response(
 ) -> pb.QueryStatsResponse:
     intents = figures.intents(where)
     responses = figures.responses(where)
+    reservations = figures.reservations()
     return pb.QueryStatsResponse(
         headline=headline_message(figures.headline()),
         booths=[pb.BoothFigures(**asdict(figures)) for figures in figures.booths(fair_id or None)],
         intents=intents.intents,
+        intents_by_state=_counts(intents.by_state),
         intents_by_country=_counts(intents.by_country),
         intents_by_region=_counts(intents.by_region),
         intents_by_hs_chapter=_counts(intents.by_hs_chapter),
@@ -60,6 +62,11 @@ def query_response(
             response_rate=responses.response_rate,
             median_response_seconds=responses.median_response_seconds,
         ),
+        exhibitors_by_edition=_counts(figures.exhibitors()),
+        reservations_by_status=_counts(reservations.by_status),
+        reservations_by_country=[
+            pb.ReservationCounts(**asdict(counts)) for counts in reservations.by_country
+        ],
     )
 
 

@@ -13,8 +13,12 @@ found in expo's outbox, its durable event log, and counted when they are registe
 buyers: every recorded visit names one, so a visiting buyer that is not registered is a
 difference too.
 
+An intent's state is named as the bureau names it (bureau.projections.expo.INTENT_STATES):
+expo's SUBMITTED and MATCHED are both "open". A reservation counts under the country its
+document records, the warehouse's when the capacity was reserved, as its events carry it.
+
 What the bureau does not count (applications submitted, scored or rejected, intents by
-state or kind, exhibitors, reservations by status) cannot be reconciled here."""
+kind) cannot be reconciled here."""
 
 from __future__ import annotations
 
@@ -34,11 +38,13 @@ from pymongo.errors import PyMongoError
 
 from booth.domain import ApplicationState, BoothType
 from booth.storage import APPLICATIONS, EXPORTERS, FAIRS
-from bureau.projections.expo import UNKNOWN
+from bureau.projections.expo import INTENT_STATES, UNKNOWN
+from bureau.projections.warehouse import UNKNOWN_COUNTRY
 from chuhai.bureau.v1 import bureau_service_pb2 as pb
 from chuhai.bureau.v1 import bureau_service_pb2_grpc as pb_grpc
 from chuhai.expo.v1 import events_pb2 as expo_events
-from expo.storage import BUYERS, INTENTS
+from expo.domain import IntentState
+from expo.storage import BUYERS, EXHIBITORS, INTENTS
 from runtime.adapters.grpc_client import service_channel
 from runtime.adapters.outbox import OUTBOX_COLLECTION
 from runtime.adapters.settings import Settings
@@ -61,6 +67,8 @@ _COUNTED_STATES = (
     ApplicationState.WITHDRAWN,
 )
 _VISITED = expo_events.ExhibitorVisited.DESCRIPTOR.full_name
+# The expo intent states the bureau calls "open": no quote yet, not declined, not finished.
+_OPEN_STATES = (IntentState.SUBMITTED, IntentState.MATCHED)
 
 Figures = dict[str, int]
 
@@ -150,6 +158,10 @@ def bureau_figures(reply: pb.QueryStatsResponse) -> Figures:
         figures[figure_name("intents", country=count.key)] = count.value
     for count in reply.intents_by_hs_chapter:
         figures[figure_name("intents", hs_chapter=count.key)] = count.value
+    for count in reply.intents_by_state:
+        figures[figure_name("intents", state=count.key)] = count.value
+    for count in reply.exhibitors_by_edition:
+        figures[figure_name("exhibitors", edition=count.key)] = count.value
     for load in reply.warehouses:
         figures[figure_name("warehouses.active", country=load.country)] = load.warehouses
         figures[figure_name("warehouses.capacity_pallets", country=load.country)] = (
@@ -158,6 +170,11 @@ def bureau_figures(reply: pb.QueryStatsResponse) -> Figures:
         figures[figure_name("warehouses.reserved_pallets_today", country=load.country)] = (
             load.reserved_pallets
         )
+    for count in reply.reservations_by_status:
+        figures[figure_name("reservations", status=count.key)] = count.value
+    for counts in reply.reservations_by_country:
+        for status, value in (("confirmed", counts.confirmed), ("cancelled", counts.cancelled)):
+            figures[figure_name("reservations", country=counts.country, status=status)] = value
     return figures
 
 
@@ -264,7 +281,8 @@ async def _expo_figures(db: AsyncDatabase) -> Figures:
         [
             {
                 "$group": {
-                    "_id": {"country": "$buyer_country", "hs_code": "$hs_code"},
+                    # One scan of the intents for every breakdown.
+                    "_id": {"country": "$buyer_country", "hs_code": "$hs_code", "state": "$state"},
                     "n": {"$sum": 1},
                     "addressed": {"$sum": {"$size": "$recipients"}},
                     "answered": {"$sum": {"$size": "$responses"}},
@@ -274,10 +292,15 @@ async def _expo_figures(db: AsyncDatabase) -> Figures:
     )
     by_country: Counter[str] = Counter()
     by_chapter: Counter[str] = Counter()
+    by_state: Counter[str] = Counter()
     for group in groups:
         key = group["_id"]
         by_country[(key["country"] or "").upper() or UNKNOWN] += group["n"]
         by_chapter[hs_chapter(normalise_hs_code(key["hs_code"] or "")) or UNKNOWN] += group["n"]
+        by_state[_intent_state_name(key["state"])] += group["n"]
+    exhibitors = await _aggregate(
+        db[EXHIBITORS], [{"$group": {"_id": "$edition_id", "n": {"$sum": 1}}}]
+    )
     figures: Figures = {
         "buyers": len(visiting),
         "countries": len({country.upper() for country in visiting if country}),
@@ -289,13 +312,28 @@ async def _expo_figures(db: AsyncDatabase) -> Figures:
         figures[figure_name("intents", country=country)] = n
     for chapter, n in sorted(by_chapter.items()):
         figures[figure_name("intents", hs_chapter=chapter)] = n
+    # Every state the bureau lists, then any it cannot name (a difference by itself).
+    for state in [*INTENT_STATES, *sorted(by_state.keys() - set(INTENT_STATES))]:
+        figures[figure_name("intents", state=state)] = by_state[state]
+    for group in sorted(exhibitors, key=lambda group: group["_id"]):
+        figures[figure_name("exhibitors", edition=group["_id"])] = group["n"]
     return figures
+
+
+def _intent_state_name(state: int) -> str:
+    """As the bureau names expo's intent state (see INTENT_STATES)."""
+    if state in _OPEN_STATES:
+        return "open"
+    try:
+        return IntentState(state).name.lower()
+    except ValueError:
+        return f"unknown-{state}"
 
 
 async def _warehouse_figures(db: AsyncDatabase, today: date) -> Figures:
     """Active warehouses by country, their capacity, and what confirmed reservations hold
     ``today`` in them; a suspended warehouse's reservations stand but count nowhere, as
-    on the dashboard."""
+    on the dashboard. Reservations by status, and by status per country."""
     country_of: dict[str, str] = {}
     warehouses: Counter[str] = Counter()
     capacity: Counter[str] = Counter()
@@ -324,6 +362,17 @@ async def _warehouse_figures(db: AsyncDatabase, today: date) -> Figures:
     for group in holding:
         if group["_id"] in country_of:
             reserved[country_of[group["_id"]]] += group["pallets"]
+    statuses = await _aggregate(
+        db[RESERVATIONS],
+        [{"$group": {"_id": {"status": "$status", "country": "$country_code"}, "n": {"$sum": 1}}}],
+    )
+    by_status: Counter[str] = Counter()
+    by_country: Counter[tuple[str, str]] = Counter()
+    for group in statuses:
+        key, n = group["_id"], group["n"]
+        status = key["status"].lower()
+        by_status[status] += n
+        by_country[((key["country"] or "").upper() or UNKNOWN_COUNTRY, status)] += n
     figures: Figures = {}
     for country in sorted(warehouses):
         figures[figure_name("warehouses.active", country=country)] = warehouses[country]
@@ -331,6 +380,10 @@ async def _warehouse_figures(db: AsyncDatabase, today: date) -> Figures:
         figures[figure_name("warehouses.reserved_pallets_today", country=country)] = reserved[
             country
         ]
+    for status in sorted(by_status.keys() | {"confirmed", "cancelled"}):
+        figures[figure_name("reservations", status=status)] = by_status[status]
+    for (country, status), n in sorted(by_country.items()):
+        figures[figure_name("reservations", country=country, status=status)] = n
     return figures
 
 

@@ -1,6 +1,7 @@
-"""`chuhai-platform reconcile`: a small case on real services reconciles exactly; a
-database edited behind the services' back shows as the very figures it changed; an
-unreachable bureau is exit 3."""
+"""`chuhai-platform reconcile`: a small case on real services reconciles exactly, also
+after the bureau rebuilt its figures from an earlier snapshot format; a database edited
+behind the services' back shows as the very figures it changed; an unreachable bureau is
+exit 3."""
 
 from __future__ import annotations
 
@@ -9,19 +10,27 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from pymongo import AsyncMongoClient
 
+import expo.grpc_api
 import warehouse.grpc_api
 from booth.domain import ApplicationState
 from bureau.host import BureauHost
+from chuhai.expo.v1 import expo_service_pb2 as expo_pb
+from chuhai.expo.v1 import expo_service_pb2_grpc as expo_grpc
+from chuhai.expo.v1 import resources_pb2 as expo_res
 from chuhai.warehouse.v1 import resources_pb2 as warehouse_res
 from chuhai.warehouse.v1 import warehouse_service_pb2 as warehouse_pb
 from chuhai.warehouse.v1 import warehouse_service_pb2_grpc as warehouse_grpc
+from expo.domain import IntentState
 from launcher.embedded import EmbeddedInfrastructure, free_port
 from launcher.reconcile import (
     Difference,
@@ -55,9 +64,11 @@ FIGURE_KINDS = {
     "intents",
     "intents.addressed",
     "intents.answered",
+    "exhibitors",
     "warehouses.active",
     "warehouses.capacity_pallets",
     "warehouses.reserved_pallets_today",
+    "reservations",
 }
 
 
@@ -95,22 +106,82 @@ def own_kafka(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-async def platform(settings: Settings, own_kafka: str, unique: str) -> AsyncIterator[Settings]:
-    """A bureau on the test's broker; the settings reconcile reads it and the services'
-    databases with."""
-    settings = settings.model_copy(
+def bureau_settings(settings: Settings, own_kafka: str, unique: str) -> Settings:
+    """A bureau's settings on the test's broker."""
+    return settings.model_copy(
         update={
             "kafka_bootstrap_servers": own_kafka,
             "bureau_consumer_group": f"bureau-{unique}",
             "bureau_web_port": 0,
         }
     )
+
+
+@asynccontextmanager
+async def running_bureau(settings: Settings) -> AsyncIterator[Settings]:
+    """A bureau started on ``settings``; the settings reconcile reads it and the
+    services' databases with. Stopped gracefully: its last snapshot is saved."""
     bureau = BureauHost(settings)
     await bureau.start()
     try:
         yield settings.model_copy(update={"bureau_grpc_target": bureau.server.address})
     finally:
         await bureau.stop()
+
+
+async def settle_intents(settings: Settings, unique: str, identities: Identities) -> None:
+    """Of the small case's three inquiries, each to its one exhibitor, one is quoted and so
+    closed (an inquiry takes one quote), one declined by its only recipient, one left open."""
+    host = ServiceHost("expo", expo.grpc_api.build, settings)
+    await host.start()
+    try:
+        async with grpc.aio.insecure_channel(host.server.address) as channel:
+            stub = expo_grpc.ExpoServiceStub(channel)
+            listed = await stub.ListIntents(
+                expo_pb.ListIntentsRequest(edition_id=f"cloud-{unique}"),
+                metadata=identities.officer(),
+                timeout=10,
+            )
+            quoted, declined, _ = sorted(listed.intents, key=lambda i: i.intent_id)
+            valid_until = Timestamp()
+            valid_until.FromDatetime(datetime.now(UTC) + timedelta(days=30))
+            await stub.RespondToIntent(
+                expo_pb.RespondToIntentRequest(
+                    request_id="q",
+                    intent_id=quoted.intent_id,
+                    kind=expo_res.RESPONSE_KIND_QUOTED,
+                    unit_price=expo_res.Money(currency="USD", units=12),
+                    moq=100,
+                    lead_time_days=30,
+                    incoterm=expo_res.INCOTERM_FOB,
+                    valid_until=valid_until,
+                ),
+                metadata=identities.exporter(quoted.exhibitor_credit_code),
+                timeout=10,
+            )
+            await stub.RespondToIntent(
+                expo_pb.RespondToIntentRequest(
+                    request_id="d",
+                    intent_id=declined.intent_id,
+                    kind=expo_res.RESPONSE_KIND_DECLINED,
+                    reason="sold out",
+                ),
+                metadata=identities.exporter(declined.exhibitor_credit_code),
+                timeout=10,
+            )
+    finally:
+        await host.stop()
+
+
+def as_format_2(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """What a bureau before intent states, exhibitors and reservation countries saved."""
+    expo_section = snapshot["projections"]["expo"]
+    del expo_section["exhibitors"]
+    for intent in expo_section["intents"]:
+        del intent["state"]
+    for reservation in snapshot["projections"]["warehouse"]["reservations"]:
+        del reservation["country"]
+    return snapshot | {"format": 2}
 
 
 async def book_warehouse_space(settings: Settings, identities: Identities) -> None:
@@ -184,42 +255,88 @@ async def run_cli(settings: Settings, *args: str) -> tuple[int, str, str]:
 
 @pytest.mark.integration
 async def test_a_small_case_reconciles_and_edits_behind_the_services_back_show(
-    platform: Settings, unique: str, identities: Identities, mongo: AsyncMongoClient
+    bureau_settings: Settings, unique: str, identities: Identities, mongo: AsyncMongoClient
 ) -> None:
-    await play_small_case(platform, unique, identities)
-    await book_warehouse_space(platform, identities)
     officer = identities.token(Role.OFFICER)
+    async with running_bureau(bureau_settings) as platform:
+        await play_small_case(platform, unique, identities)
+        await settle_intents(platform, unique, identities)
+        await book_warehouse_space(platform, identities)
 
-    result = await reconcile(platform, officer, settle_seconds=60, poll_seconds=0.2)
+        result = await reconcile(platform, officer, settle_seconds=60, poll_seconds=0.2)
 
-    assert result.differences == ()
-    assert {figure.name.partition("{")[0] for figure in result.figures} == FIGURE_KINDS
-    values = {figure.name: figure.service_value for figure in result.figures}
+        assert result.differences == ()
+        assert {figure.name.partition("{")[0] for figure in result.figures} == FIGURE_KINDS
+        values = {figure.name: figure.service_value for figure in result.figures}
+        standard = f"{{fair=canton-{unique},type=standard}}"
+        assert {
+            name: values[name]
+            for name in (
+                "firms_served",
+                "booths_allocated",
+                "buyers",
+                "countries",
+                "intents",
+                f"applications.waitlisted{standard}",
+                "warehouses.reserved_pallets_today{country=DE}",
+            )
+        } == {
+            "firms_served": 6,
+            "booths_allocated": 4,
+            "buyers": 5,
+            "countries": 4,
+            "intents": 3,
+            f"applications.waitlisted{standard}": 2,
+            "warehouses.reserved_pallets_today{country=DE}": 40,
+        }
+        new_figures = {
+            "intents{state=open}": 1,
+            "intents{state=quoted}": 0,
+            "intents{state=declined}": 1,
+            "intents{state=expired}": 0,
+            "intents{state=closed}": 1,
+            f"exhibitors{{edition=cloud-{unique}}}": 1,
+            "reservations{status=confirmed}": 1,
+            "reservations{status=cancelled}": 1,
+            "reservations{country=DE,status=confirmed}": 1,
+            "reservations{country=DE,status=cancelled}": 1,
+        }
+        assert {name: values[name] for name in new_figures} == new_figures
+
+    # An earlier bureau's snapshot, without the figures added since: the next bureau
+    # rebuilds them from its journal, and they reconcile again.
+    bureau_db = mongo.get_database(bureau_settings.database_name("bureau"))
+    saved = await bureau_db["snapshots"].find_one({"_id": "live"})
+    assert saved is not None and saved["state"]["format"] == 3
+    earlier = await bureau_db["snapshots"].update_one(
+        {"_id": "live"}, {"$set": {"state": as_format_2(saved["state"])}}
+    )
+    assert earlier.modified_count == 1
+    async with running_bureau(bureau_settings) as platform:
+        rebuilt = await reconcile(platform, officer, settle_seconds=10, poll_seconds=0.2)
+        assert rebuilt.differences == ()
+        assert {f.name: f.bureau_value for f in rebuilt.figures} == {
+            f.name: f.bureau_value for f in result.figures
+        }
+        await drifts_show(platform, unique, identities, mongo, compared=len(result.figures))
+
+
+async def drifts_show(
+    platform: Settings,
+    unique: str,
+    identities: Identities,
+    mongo: AsyncMongoClient,
+    *,
+    compared: int,
+) -> None:
+    """Edits behind the services' back, one after another, each showing as the very
+    figures it changed; ``compared`` figures reconcile before."""
+    officer = identities.token(Role.OFFICER)
     standard = f"{{fair=canton-{unique},type=standard}}"
-    assert {
-        name: values[name]
-        for name in (
-            "firms_served",
-            "booths_allocated",
-            "buyers",
-            "countries",
-            "intents",
-            f"applications.waitlisted{standard}",
-            "warehouses.reserved_pallets_today{country=DE}",
-        )
-    } == {
-        "firms_served": 6,
-        "booths_allocated": 4,
-        "buyers": 5,
-        "countries": 4,
-        "intents": 3,
-        f"applications.waitlisted{standard}": 2,
-        "warehouses.reserved_pallets_today{country=DE}": 40,
-    }
     code, out, _ = await run_cli(platform, "--token", officer, "--settle-seconds", "0", "--json")
     assert code == 0
     report = json.loads(out)
-    assert report["reconciled"] and report["compared"] == len(result.figures)
+    assert report["reconciled"] and report["compared"] == compared
 
     # A buyer deleted behind expo's back (the second from Germany, who sent no intent):
     # the bureau still counts its visit.
@@ -248,6 +365,17 @@ async def test_a_small_case_reconciles_and_edits_behind_the_services_back_show(
         Difference("booths_allocated", 5, 4),
         Difference(f"applications.applied{standard}", 7, 6),
         Difference(f"applications.allocated{standard}", 5, 4),
+    }
+
+    # An open intent expired behind expo's back (no IntentExpired recorded).
+    expired = await expo_db["intents"].update_one(
+        {"state": int(IntentState.MATCHED)}, {"$set": {"state": int(IntentState.EXPIRED)}}
+    )
+    assert expired.modified_count == 1
+    tampered = await reconcile(platform, officer, settle_seconds=0.5, poll_seconds=0.2)
+    assert set(tampered.differences) == set(forged.differences) | {
+        Difference("intents{state=open}", 0, 1),
+        Difference("intents{state=expired}", 1, 0),
     }
 
     # The bureau refuses anyone but an officer.

@@ -26,8 +26,12 @@ from chuhai.events.v1.envelope_pb2 import EventEnvelope
 
 log = logging.getLogger(__name__)
 
-# The composed snapshot's layout: 2 has one section per projection.
-SNAPSHOT_FORMAT = 2
+# The composed snapshot's layout: 2 has one section per projection; 3 adds the exhibitors
+# per edition and each intent's state to the expo section, and each reservation's country
+# to the warehouse section. A format-2 snapshot is refused rather than restored with those
+# empty: the events they come from were applied already and would never count again, so
+# bureau.store rebuilds the figures from its journal instead (once, at the first start).
+SNAPSHOT_FORMAT = 3
 # Envelopes written before payloads were versioned carry 0: their payloads are version 1.
 _UNVERSIONED = 1
 # The range of google.protobuf.Timestamp: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.

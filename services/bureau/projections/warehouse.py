@@ -1,14 +1,18 @@
 """The warehouse context's figures: active overseas warehouses by country, their capacity
-and the pallets reserved in them on a day."""
+and the pallets reserved in them on a day; reservations by status and country."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Self
 
 from bureau.projections.base import Handler, Projection, Route, route
 from chuhai.warehouse.v1 import events_pb2 as warehouse_events
+
+# The country of a reservation whose event named none.
+UNKNOWN_COUNTRY = "unknown"
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,25 @@ class WarehouseFigures:
     capacity_pallets: int
     reserved_pallets: int
     utilisation: float
+
+
+@dataclass(frozen=True)
+class ReservationCounts:
+    """One warehouse country's reservations by status."""
+
+    country: str
+    confirmed: int
+    cancelled: int
+
+
+@dataclass(frozen=True)
+class ReservationFigures:
+    """Reservations by status ("confirmed", "cancelled"), and the same per country of the
+    warehouse when the capacity was reserved (as the reservation records it), sorted by
+    country."""
+
+    by_status: dict[str, int]
+    by_country: list[ReservationCounts]
 
 
 @dataclass(slots=True)
@@ -34,6 +57,8 @@ class _Warehouse:
 @dataclass(slots=True)
 class _Reservation:
     warehouse_code: str
+    # Of the warehouse when reserved, as its events carry it (UNKNOWN_COUNTRY without).
+    country: str
     pallets: int
     # Proleptic Gregorian ordinals of [start_date, end_date).
     start_day: int
@@ -138,6 +163,26 @@ class WarehouseProjection(Projection):
 
     # Figures ------------------------------------------------------------------------------
 
+    def reservations(self) -> ReservationFigures:
+        """Every reservation once, confirmed or cancelled. A scan of the records the
+        pallet figures keep anyway: a cancellation replaces its reservation's record
+        whichever came first, so the status needs no state of its own."""
+        confirmed: Counter[str] = Counter()
+        cancelled: Counter[str] = Counter()
+        for reservation in self._reservations.values():
+            (cancelled if reservation.cancelled else confirmed)[reservation.country] += 1
+        by_country = [
+            ReservationCounts(country, confirmed[country], cancelled[country])
+            for country in sorted(confirmed.keys() | cancelled.keys())
+        ]
+        return ReservationFigures(
+            by_status={
+                "confirmed": sum(c.confirmed for c in by_country),
+                "cancelled": sum(c.cancelled for c in by_country),
+            },
+            by_country=by_country,
+        )
+
     def warehouses(self, day: date) -> list[WarehouseFigures]:
         """Active warehouses by country on `day`, sorted by country.
 
@@ -192,6 +237,7 @@ class WarehouseProjection(Projection):
                 {
                     "reservation_id": reservation_id,
                     "warehouse_code": record.warehouse_code,
+                    "country": record.country,
                     "pallets": record.pallets,
                     "start_date": date.fromordinal(record.start_day).isoformat(),
                     "end_date": date.fromordinal(record.end_day).isoformat(),
@@ -216,6 +262,7 @@ class WarehouseProjection(Projection):
         restored._reservations = {
             reservation["reservation_id"]: _Reservation(
                 warehouse_code=reservation["warehouse_code"],
+                country=reservation["country"],
                 pallets=reservation["pallets"],
                 start_day=date.fromisoformat(reservation["start_date"]).toordinal(),
                 end_day=date.fromisoformat(reservation["end_date"]).toordinal(),
@@ -233,6 +280,7 @@ def _reservation_from(
 ) -> _Reservation:
     return _Reservation(
         warehouse_code=event.warehouse_code,
+        country=event.country_code.upper() or UNKNOWN_COUNTRY,
         pallets=event.pallet_positions,
         start_day=date.fromisoformat(event.start_date).toordinal(),
         end_day=date.fromisoformat(event.end_date).toordinal(),
