@@ -72,8 +72,10 @@ test: static-checks $(CHROMIUM) $(CJK_FONT)
 test-unit: setup
 	$(BIN)/python -m pytest -q tests/unit
 
+# Every figure of issue 12 against its target; `make bench BENCH_FLAGS=--quick` skips
+# the full-speed demo (many minutes) and measures smaller loads.
 bench: setup
-	$(BIN)/python bench/outbox_bench.py
+	$(BIN)/python -m bench $(BENCH_FLAGS)
 
 lint: static-checks
 	$(BIN)/ruff format --check .

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -168,8 +169,10 @@ class Demo:
         items: Sequence[T],
         call: Callable[[T], Awaitable[Any]],
         concurrency: int = CONCURRENCY,
+        units: int | None = None,
     ) -> list[Any]:
-        """Run ``call`` for every item, a few at a time, with a progress bar."""
+        """Run ``call`` for every item, a few at a time, with a progress bar; the rate
+        printed at the end counts ``units`` (the buyers of batches), else the items."""
         limit = asyncio.Semaphore(concurrency)
         bar = tqdm(total=len(items), desc=label, unit="", file=sys.stdout, leave=True)
 
@@ -180,10 +183,17 @@ class Demo:
                 await self._pause(0.01)
                 return result
 
+        started = time.perf_counter()
         try:
-            return await asyncio.gather(*(one(item) for item in items))
+            results = await asyncio.gather(*(one(item) for item in items))
         finally:
             bar.close()
+        # Each phase's rate when it ends: what `make bench` reads from a full-speed play.
+        seconds = time.perf_counter() - started
+        done = len(items) if units is None else units
+        rate = done / seconds if seconds else 0.0
+        tqdm.write(f"{label}: {done} in {seconds:.1f} s ({rate:.1f}/s)", file=sys.stdout)
+        return results
 
     async def warehouses(self) -> None:
         today = self.started.date()
@@ -444,7 +454,11 @@ class Demo:
             return [(b.buyer_id, b.country) for b in reply.buyers]
 
         for registered in await self._each(
-            f"buyers registered (x{BATCH})", list(enumerate(batches)), register, BATCH_CONCURRENCY
+            f"buyers registered (x{BATCH})",
+            list(enumerate(batches)),
+            register,
+            BATCH_CONCURRENCY,
+            units=len(picks),
         ):
             self.buyers.extend(registered)
         exhibitors = [code for code, _ in self.exporters]
@@ -470,7 +484,11 @@ class Demo:
             )
 
         await self._each(
-            f"buyer visits (x{BATCH})", list(enumerate(visit_batches)), visit, BATCH_CONCURRENCY
+            f"buyer visits (x{BATCH})",
+            list(enumerate(visit_batches)),
+            visit,
+            BATCH_CONCURRENCY,
+            units=len(self.buyers),
         )
 
     async def intents(self) -> None:
