@@ -20,7 +20,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # e.g. `make run RUN_FLAGS=--full-speed` or `RUN_FLAGS=--no-demo`.
 RUN_FLAGS ?=
 
-.PHONY: setup proto run test test-unit test-integration lint static-checks bench clean
+.PHONY: setup proto run test test-unit test-integration lint static-checks bench reliability clean
 
 setup: $(INSTALL_STAMP)
 
@@ -66,8 +66,15 @@ static-checks: setup $(NODE_STAMP)
 	scripts/check_protos.sh
 	$(BIN)/lint-imports --no-logo
 
+# The fault-injection suite runs last, on its own, so its report table shows in the log.
 test: static-checks $(CHROMIUM) $(CJK_FONT)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --ignore=tests/reliability
+	$(MAKE) --no-print-directory reliability
+
+# Faults under load (docs/operations.md): prints the report and writes
+# tests/reliability/results.json; fails on any missing write, double count or difference.
+reliability: setup
+	$(BIN)/python -m pytest -q -s tests/reliability
 
 test-unit: setup
 	$(BIN)/python -m pytest -q tests/unit
