@@ -107,9 +107,16 @@ class EmbeddedInfrastructure:
                 f"--port={port}",
                 f"--storage-path={storage}",
                 "--log-level=WARNING",
+                # Every commit fsyncs the journal before it is acknowledged. Without it a
+                # kill -9 of the server lost an acknowledged commit in the fault suite
+                # (the journal's last records were still in the server's buffers); on
+                # this machine it costs 10-20% of transaction throughput.
+                "--sync-on-commit",
             ],
         )
-        uri = f"mongodb://{self.host}:{port}/?directConnection=true"
+        # Without retryable writes: see settings.EMBEDDED_MONGODB_URI for why, and why
+        # that is safe on this rung.
+        uri = f"mongodb://{self.host}:{port}/?directConnection=true&retryWrites=false"
         _wait_until(lambda: _mongo_answers(uri), "SecantusDB", self._children[-1])
         self.mongo_port = port
         self.mongodb_uri = uri
@@ -135,6 +142,16 @@ class EmbeddedInfrastructure:
         while self._children:
             child = self._children.pop()
             _terminate(child.process, child.name)
+            child.log_file.close()
+
+    def kill(self) -> None:
+        """kill -9 every process, as a crash would, and forget them (the fault-injection
+        suite's broker and database faults; a restart is a new start())."""
+        while self._children:
+            child = self._children.pop()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.process.pid, signal.SIGKILL)
+            child.process.wait()
             child.log_file.close()
 
     def __enter__(self) -> EmbeddedInfrastructure:

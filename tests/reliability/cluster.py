@@ -154,7 +154,7 @@ class Cluster:
     # The infrastructure's own faults ----------------------------------------------------------
 
     def kill_kafka(self) -> None:
-        _kill_embedded(self.kafka)
+        self.kafka.kill()
 
     def restart_kafka(self) -> None:
         # Same port: clients reconnect to the address they know.
@@ -162,7 +162,7 @@ class Cluster:
         provision_topics(self.kafka.kafka_bootstrap_servers)
 
     def kill_mongo(self) -> None:
-        _kill_embedded(self.mongo)
+        self.mongo.kill()
 
     def restart_mongo(self) -> None:
         # Same port and the same data directory: WiredTiger recovers from its journal.
@@ -185,12 +185,3 @@ class Cluster:
             service.stop()
         self.kafka.stop()
         self.mongo.stop()
-
-
-def _kill_embedded(infrastructure: EmbeddedInfrastructure) -> None:
-    # EmbeddedInfrastructure offers a graceful stop only; its one child is killed here
-    # directly, then stop() forgets the dead process (and closes its log).
-    (child,) = infrastructure._children
-    os.killpg(child.process.pid, signal.SIGKILL)
-    child.process.wait(10)
-    infrastructure.stop()

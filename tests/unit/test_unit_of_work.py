@@ -1,5 +1,5 @@
 """The unit of work writes a use case's events to the outbox, in order, at its moment,
-stamped with who made the change."""
+stamped with who made the change and for which request."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chuhai.booth.v1 import events_pb2
+from runtime.adapters.outbox import GroupCommit
+from runtime.adapters.settings import Settings
 from runtime.adapters.topics import BOOTH_FAIRS
 from runtime.adapters.unit_of_work import MongoUnitOfWork, OutgoingEvent
 from runtime.kernel.identity import Principal, Role
@@ -55,3 +57,27 @@ async def test_flush_writes_the_recorded_events_in_order_at_the_units_moment() -
     assert tx.recorded[0]["aggregate_id"] == "canton-137"
     await uow.flush()
     assert len(tx.recorded) == 3
+
+
+async def test_flush_stamps_its_own_requests_correlation_id_and_trace() -> None:
+    # Several requests share a transaction under group commit: each unit of work's
+    # events carry its own request, not the transaction's.
+    tx = RecordingTransaction()
+    first = MongoUnitOfWork(
+        None, NOW, OFFICER, tx, encode, correlation_id="req-1", traceparent="00-aa-01-01"
+    )  # type: ignore[arg-type]
+    second = MongoUnitOfWork(None, NOW, OFFICER, tx, encode, correlation_id="req-2")  # type: ignore[arg-type]
+    first.record(FairOpened("canton-137"))
+    second.record(FairOpened("asean-21"))
+
+    await first.flush()
+    await second.flush()
+
+    assert [(r["correlation_id"], r["traceparent"]) for r in tx.recorded] == [
+        ("req-1", "00-aa-01-01"),
+        ("req-2", None),
+    ]
+
+
+def test_group_commit_defaults_are_the_settings_defaults() -> None:
+    assert GroupCommit.from_settings(Settings.model_construct()) == GroupCommit()

@@ -40,8 +40,11 @@ async def earlier_response(
 ) -> M | None:
     """The response already given to this request id, if any; FailedPrecondition
     (REQUEST_ID_REUSED) when that id was given to a different request."""
-    doc = await tx.db[REQUESTS_COLLECTION].find_one(
-        {"_id": f"{method}:{request_id}"}, session=tx.session
+    key = f"{method}:{request_id}"
+    # Answered earlier in this transaction (the same request twice in one batch), or
+    # before it.
+    doc = tx.held(REQUESTS_COLLECTION, key) or await tx.db[REQUESTS_COLLECTION].find_one(
+        {"_id": key}, session=tx.session
     )
     if doc is None:
         return None
@@ -68,14 +71,15 @@ async def remember_response(
     response: Message,
     caller: str = "",
 ) -> None:
-    # Inserting the key makes two concurrent first attempts conflict: one commits,
-    # the other retries and finds this response.
-    await tx.db[REQUESTS_COLLECTION].insert_one(
+    # Inserting the key (when the transaction commits, with the batch's others) makes
+    # two concurrent first attempts conflict: one commits, the other retries and finds
+    # this response.
+    tx.insert_at_commit(
+        REQUESTS_COLLECTION,
         {
             "_id": f"{method}:{request_id}",
             "fingerprint": Binary(fingerprint(request, caller)),
             "response": Binary(response.SerializeToString()),
             "at": datetime.now(UTC),
         },
-        session=tx.session,
     )

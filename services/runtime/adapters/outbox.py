@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from bson.binary import Binary
 from bson.int64 import Int64
@@ -26,6 +26,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from runtime.adapters.events import EventEnvelope, envelope_for
 from runtime.adapters.metrics import OutboxMetrics, TransactionMetrics
 from runtime.adapters.mongo import run_in_transaction
+from runtime.adapters.settings import Settings
 from runtime.adapters.topics import TopicSpec
 from runtime.adapters.tracing import current_traceparent
 from runtime.kernel.identity import Principal
@@ -59,16 +60,105 @@ class OutboxRecord:
     envelope: bytes
 
 
+# The collection methods that write. Counted when called, before the server answers:
+# a write that failed (a duplicate key) may have doomed the transaction all the same.
+_WRITE_METHODS = frozenset(
+    {
+        "insert_one",
+        "insert_many",
+        "update_one",
+        "update_many",
+        "replace_one",
+        "delete_one",
+        "delete_many",
+        "bulk_write",
+        "find_one_and_update",
+        "find_one_and_delete",
+        "find_one_and_replace",
+    }
+)
+
+
+class _CountingCollection:
+    """A collection whose writes count on the transaction they are made in."""
+
+    def __init__(self, collection: AsyncCollection, tx: Transaction) -> None:
+        self._collection = collection
+        self._tx = tx
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._collection, name)
+        if name not in _WRITE_METHODS:
+            return attribute
+        tx = self._tx
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            tx.writes += 1
+            return attribute(*args, **kwargs)
+
+        return counted
+
+
+class _CountingDatabase:
+    """A database handing out collections that count their writes on ``tx``."""
+
+    def __init__(self, db: AsyncDatabase, tx: Transaction) -> None:
+        self._db = db
+        self._tx = tx
+
+    def __getitem__(self, name: str) -> AsyncCollection:
+        return cast(AsyncCollection, _CountingCollection(self._db[name], self._tx))
+
+    def get_collection(self, name: str, *args: Any, **kwargs: Any) -> AsyncCollection:
+        collection = self._db.get_collection(name, *args, **kwargs)
+        return cast(AsyncCollection, _CountingCollection(collection, self._tx))
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._db, name)
+        if isinstance(attribute, AsyncCollection):
+            return _CountingCollection(attribute, self._tx)
+        return attribute
+
+
 class Transaction:
-    """What a unit of work sees: the database, the session, and a way to record events."""
+    """What a unit of work sees: the database, the session, and a way to record events.
+
+    ``writes`` counts the writes made through ``db`` so far: group commit tells a
+    request that failed before it changed anything (its batch still commits) from one
+    that failed halfway (its batch must not)."""
 
     def __init__(
-        self, db: AsyncDatabase, session: AsyncClientSession, producer: str, correlation_id: str
+        self,
+        db: AsyncDatabase,
+        session: AsyncClientSession,
+        producer: str,
+        correlation_id: str = "",
     ) -> None:
-        self.db = db
+        self.db: AsyncDatabase = cast(AsyncDatabase, _CountingDatabase(db, self))
         self.session = session
+        self.writes = 0
         self._producer = producer
         self._correlation_id = correlation_id
+        # Inserts held until commit (collection -> _id -> document): the events and
+        # request records of a batch of requests go in one insert_many each, not one
+        # round trip apiece.
+        self._held: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def insert_at_commit(self, collection: str, document: dict[str, Any]) -> None:
+        """Insert ``document`` into ``collection`` just before this transaction commits."""
+        self.writes += 1
+        self._held.setdefault(collection, {})[document["_id"]] = document
+
+    def held(self, collection: str, document_id: str) -> dict[str, Any] | None:
+        """A document insert_at_commit holds for ``collection``: what this transaction
+        reads back as its own write."""
+        return self._held.get(collection, {}).get(document_id)
+
+    async def insert_held(self) -> None:
+        """Write what insert_at_commit held (Outbox.transact calls it before the commit)."""
+        for collection, documents in self._held.items():
+            await self.db[collection].insert_many(list(documents.values()), session=self.session)
+        self._held.clear()
 
     async def record(
         self,
@@ -79,34 +169,46 @@ class Transaction:
         event_id: str = "",
         occurred_at: datetime | None = None,
         actor: Principal | None = None,
+        correlation_id: str | None = None,
+        traceparent: str | None = None,
+        at_commit: bool = False,
     ) -> EventEnvelope:
         """Write an event to the outbox inside this transaction; it occurred at
-        ``occurred_at`` (the unit of work's moment), or now, by ``actor``."""
+        ``occurred_at`` (the unit of work's moment), or now, by ``actor``, for the
+        request ``correlation_id`` (the transaction's when None: one transaction may
+        carry several requests), in the trace ``traceparent`` (the current span's when
+        None). ``at_commit``: held for insert_at_commit, with the transaction's other
+        events, instead of inserted now."""
         envelope = envelope_for(
             payload,
             aggregate_id=aggregate_id,
             producer=self._producer,
-            correlation_id=self._correlation_id,
+            correlation_id=self._correlation_id if correlation_id is None else correlation_id,
             event_id=event_id,
             occurred_at=occurred_at,
             # The span of the call recording it (see grpc_server.CallObserver), if any:
             # the consumer continues that trace.
-            traceparent=current_traceparent(),
+            traceparent=current_traceparent() if traceparent is None else traceparent,
             actor=actor,
         )
-        await self.db[OUTBOX_COLLECTION].insert_one(
-            {
-                "_id": envelope.event_id,
-                "position": _next_position(),
-                "topic": topic.name,
-                "key": aggregate_id,
-                "type": envelope.type,
-                "envelope": Binary(envelope.SerializeToString()),
-                "occurred_at": envelope.occurred_at.ToDatetime(UTC),
-                "published_at": None,
-            },
-            session=self.session,
-        )
+        if self.held(OUTBOX_COLLECTION, envelope.event_id) is not None:
+            # The same client-derived event twice in one transaction: the insert would
+            # have failed on its duplicate key, and the batch with it.
+            raise DuplicateKeyError(f"event {envelope.event_id} recorded twice")
+        document = {
+            "_id": envelope.event_id,
+            "position": _next_position(),
+            "topic": topic.name,
+            "key": aggregate_id,
+            "type": envelope.type,
+            "envelope": Binary(envelope.SerializeToString()),
+            "occurred_at": envelope.occurred_at.ToDatetime(UTC),
+            "published_at": None,
+        }
+        if at_commit:
+            self.insert_at_commit(OUTBOX_COLLECTION, document)
+        else:
+            await self.db[OUTBOX_COLLECTION].insert_one(document, session=self.session)
         return envelope
 
     async def already_recorded(self, event_ids: Sequence[str]) -> set[str]:
@@ -114,7 +216,27 @@ class Transaction:
         cursor = self.db[OUTBOX_COLLECTION].find(
             {"_id": {"$in": list(event_ids)}}, {"_id": 1}, session=self.session
         )
-        return {doc["_id"] async for doc in cursor}
+        found = {doc["_id"] async for doc in cursor}
+        return found | {i for i in event_ids if self.held(OUTBOX_COLLECTION, i) is not None}
+
+
+@dataclass(frozen=True)
+class GroupCommit:
+    """How concurrent requests share transactions (see unit_of_work.UseCaseRunner):
+    requests arriving within ``max_wait_seconds`` of each other while another
+    transaction runs go into one, up to ``max_batch`` of them."""
+
+    enabled: bool = True
+    max_batch: int = 32
+    max_wait_seconds: float = 0.002
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GroupCommit:
+        return cls(
+            enabled=settings.group_commit_enabled,
+            max_batch=settings.group_commit_max_batch,
+            max_wait_seconds=settings.group_commit_max_wait_ms / 1000,
+        )
 
 
 @dataclass
@@ -126,6 +248,8 @@ class Outbox:
     producer: str
     # Where its transactions' retries are counted (the host's registry in a service).
     transactions: TransactionMetrics = field(default_factory=TransactionMetrics)
+    # How its runners batch concurrent requests into one transaction.
+    group_commit: GroupCommit = field(default_factory=GroupCommit)
     _committed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -142,7 +266,10 @@ class Outbox:
         """Run ``work`` in one transaction with the events it records; retried on conflict."""
 
         async def attempt(session: AsyncClientSession) -> T:
-            return await work(Transaction(self.db, session, self.producer, correlation_id))
+            tx = Transaction(self.db, session, self.producer, correlation_id)
+            result = await work(tx)
+            await tx.insert_held()
+            return result
 
         result = await run_in_transaction(self.client, attempt, on_retry=self.transactions.retried)
         self._committed.set()

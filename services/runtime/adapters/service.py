@@ -30,7 +30,7 @@ from runtime.adapters.kafka import KafkaEventPublisher
 from runtime.adapters.logging import configure_logging
 from runtime.adapters.metrics import MetricsServer, ServiceMetrics
 from runtime.adapters.mongo import connect_mongo
-from runtime.adapters.outbox import Outbox, OutboxRelay, RelayLease
+from runtime.adapters.outbox import GroupCommit, Outbox, OutboxRelay, RelayLease
 from runtime.adapters.settings import Settings
 from runtime.adapters.tls import server_credentials
 from runtime.adapters.tokens import service_tokens_from
@@ -142,7 +142,13 @@ class ServiceHost:
         await self._metrics_server.start()
         self._mongo = await connect_mongo(settings.mongodb_uri, app_name=f"chuhai-{self.name}")
         db = self._mongo.get_database(settings.database_name(self.name))
-        outbox = Outbox(self._mongo, db, producer=self.name, transactions=self.metrics.transactions)
+        outbox = Outbox(
+            self._mongo,
+            db,
+            producer=self.name,
+            transactions=self.metrics.transactions,
+            group_commit=GroupCommit.from_settings(settings),
+        )
         if self._relays_outbox:
             await self._start_relay(outbox, db)
         self._context = ServiceContext(
@@ -167,7 +173,9 @@ class ServiceHost:
         settings = self._settings
         await outbox.ensure_indexes()
         self._publisher = await KafkaEventPublisher.connect(
-            settings.kafka_bootstrap_servers, client_id=f"chuhai-{self.name}-relay"
+            settings.kafka_bootstrap_servers,
+            client_id=f"chuhai-{self.name}-relay",
+            registry=self.metrics.registry,
         )
         self._relay = OutboxRelay(
             outbox,
