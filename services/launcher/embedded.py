@@ -144,6 +144,11 @@ class EmbeddedInfrastructure:
             _terminate(child.process, child.name)
             child.log_file.close()
 
+    @property
+    def pids(self) -> dict[str, int]:
+        """The running processes by name ("tansu", "secantus"), for watching their memory."""
+        return {child.name: child.process.pid for child in self._children}
+
     def kill(self) -> None:
         """kill -9 every process, as a crash would, and forget them (the fault-injection
         suite's broker and database faults; a restart is a new start())."""
