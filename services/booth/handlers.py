@@ -249,8 +249,7 @@ async def run_allocation(uow: UnitOfWork[BoothStore], command: RunAllocation) ->
         fair.fair_id, command.booth_type, [ApplicationState.SCORED, ApplicationState.WAITLISTED]
     )
     allocation = allocate_booths(usage, candidates, uow.now, uow.actor.audit_name)
-    for application in allocation.changed:
-        await store.save_application(application)
+    await store.save_applications(allocation.changed)
     await store.save_quota_use(allocation.usage)
     uow.record(*allocation.events)
     return AllocationResult(

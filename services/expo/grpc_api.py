@@ -285,6 +285,8 @@ class ExpoApi(pb_grpc.ExpoServiceServicer):
     # Background ------------------------------------------------------------------------
 
     async def _settle_if_due(self, intent_id: str) -> bool:
+        if not await handlers.is_due(self._runner.reader(), intent_id, self._runner.clock.now()):
+            return False
         return await self._runner.run(
             functools.partial(handlers.settle_if_due, intent_id=intent_id),
             one_at_a_time=_intent_turn(intent_id),

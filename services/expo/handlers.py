@@ -296,7 +296,10 @@ async def submit_intent(uow: UnitOfWork[ExpoStore], draft: IntentDraft, limit: R
     edition = await _edition(store, draft.edition_id)
     # The edition's answer comes before the buyer is looked up.
     admission = edition.admit_intent(draft, uow.now)
-    buyer = await _buyer(store, buyer_id)
+    slot = limit.slot(buyer_id, uow.now)
+    buyer, taken = await store.buyer_and_rate(buyer_id, slot)
+    if buyer is None:
+        raise _missing_buyer(buyer_id)
     # Load what the domain chooses the recipients from: an inquiry's exhibitor and
     # product, or an RFQ's listings.
     exhibitor, product, listings = None, None, []
@@ -307,14 +310,17 @@ async def submit_intent(uow: UnitOfWork[ExpoStore], draft: IntentDraft, limit: R
     else:
         listings = await store.listings(draft.edition_id, draft.hs_heading)
     recipients = draft.recipients(exhibitor=exhibitor, product=product, listings=listings)
-    slot = limit.slot(buyer.buyer_id, uow.now)
-    limit.admit(buyer.buyer_id, await store.take_rate_slot(slot, uow.now))
+    # Refused before anything is written: a refusal leaves its batch-mates committing.
+    limit.admit(buyer.buyer_id, taken + 1)
+    await store.take_rate_slot(buyer.buyer_id, slot, taken + 1)
+    # An inquiry reaches the exhibitor loaded above: not read a second time.
+    reached = (
+        [exhibitor]
+        if exhibitor is not None
+        else await store.exhibitors(draft.edition_id, recipients)
+    )
     intent, events = Intent.submit(
-        admission,
-        intent_id=new_id(),
-        buyer=buyer,
-        recipients=recipients,
-        reached=await store.exhibitors(draft.edition_id, recipients),
+        admission, intent_id=new_id(), buyer=buyer, recipients=recipients, reached=reached
     )
     await store.add_intent(intent)
     uow.record(*events)
@@ -359,6 +365,14 @@ async def settle_if_due(uow: UnitOfWork[ExpoStore], intent_id: str) -> bool:
     await uow.store.save_intent(settled, expected=intent.state)
     uow.record(*events)
     return True
+
+
+async def is_due(store: ExpoStore, intent_id: str, now: datetime) -> bool:
+    """Whether the intent, as stored now, would be closed or expired at ``now``: read
+    outside a transaction, so an answer to an intent that is not due (nearly every one)
+    opens no settling transaction."""
+    intent = await store.intent(intent_id)
+    return intent is not None and bool(intent.settle_if_due(now)[1])
 
 
 async def due_intents(store: ExpoStore, now: datetime) -> list[str]:

@@ -1,8 +1,8 @@
 """How the expo service keeps its state in MongoDB.
 
 Collections: ``editions``, ``exhibitors`` (_id "<edition>:<credit code>"), ``products``,
-``buyers``, ``intents`` (with their responses inline) and ``intent_rate``, one counter
-per buyer and rate window (_id "<buyer>:<window start>"). Visits are events only.
+``buyers`` (each with the intents its current rate window holds, read with the buyer in
+one round trip) and ``intents`` (with their responses inline). Visits are events only.
 
 SecantusDB: updates go by ``_id`` (a compare-and-set adds the state it expects), never
 through find_one_and_*, which scans the collection under the write lock."""
@@ -46,7 +46,6 @@ EXHIBITORS = "exhibitors"
 PRODUCTS = "products"
 BUYERS = "buyers"
 INTENTS = "intents"
-INTENT_RATE = "intent_rate"
 
 BY_ID = [("_id", ASCENDING)]
 
@@ -157,6 +156,24 @@ class ExpoStore:
         doc = await self._find_one(BUYERS, {"_id": buyer_id})
         return None if doc is None else _buyer(doc)
 
+    async def buyer_and_rate(self, buyer_id: str, slot: str) -> tuple[Buyer | None, int]:
+        """The buyer, and how many intents its rate window ``slot`` holds so far."""
+        doc = await self._find_one(BUYERS, {"_id": buyer_id})
+        if doc is None:
+            return None, 0
+        window = doc.get("rate_window") or {}
+        return _buyer(doc), int(window["taken"]) if window.get("slot") == slot else 0
+
+    async def take_rate_slot(self, buyer_id: str, slot: str, taken: int) -> None:
+        """The buyer's rate window ``slot`` holds ``taken`` intents now. The transaction
+        read the count with the buyer: two requests racing for the last slot write the
+        same document, conflict, and one retries."""
+        await self._db[BUYERS].update_one(
+            {"_id": buyer_id},
+            {"$set": {"rate_window": {"slot": slot, "taken": taken}}},
+            session=self._session,
+        )
+
     async def buyer_registered_by(self, subject: str) -> Buyer | None:
         """The buyer the identity provider's ``subject`` registered, if it did."""
         doc = await self._find_one(BUYERS, {"subject": subject})
@@ -228,18 +245,6 @@ class ExpoStore:
             filters["state"] = query.state
         docs, token = await self._page(INTENTS, filters, page)
         return [_intent(doc) for doc in docs], token
-
-    async def take_rate_slot(self, slot: str, now: datetime) -> int:
-        """Count one more intent in a buyer's rate window; how many it holds now."""
-        await self._db[INTENT_RATE].update_one(
-            {"_id": slot},
-            {"$inc": {"n": 1}, "$setOnInsert": {"window_start": now}},
-            upsert=True,
-            session=self._session,
-        )
-        doc = await self._find_one(INTENT_RATE, {"_id": slot})
-        assert doc is not None, "upserted in this transaction"
-        return int(doc["n"])
 
     async def _insert(self, collection: str, doc: Document) -> bool:
         try:

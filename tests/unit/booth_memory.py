@@ -5,7 +5,7 @@ one use case at a time)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from booth.domain import (
     Application,
@@ -93,6 +93,10 @@ class MemoryBoothStore:
 
     async def save_application(self, application: Application) -> None:
         self.applications[application.application_id] = application
+
+    async def save_applications(self, applications: Sequence[Application]) -> None:
+        for application in applications:
+            await self.save_application(application)
 
     async def applications_in(
         self, fair_id: str, booth_type: BoothType, states: Collection[ApplicationState]

@@ -116,6 +116,12 @@ class MemoryExpoStore:
     async def buyer(self, buyer_id: str) -> Buyer | None:
         return self.buyers.get(buyer_id)
 
+    async def buyer_and_rate(self, buyer_id: str, slot: str) -> tuple[Buyer | None, int]:
+        return self.buyers.get(buyer_id), self.rate_slots[slot]
+
+    async def take_rate_slot(self, buyer_id: str, slot: str, taken: int) -> None:
+        self.rate_slots[slot] = taken
+
     async def buyer_registered_by(self, subject: str) -> Buyer | None:
         return next((b for b in self.buyers.values() if b.subject == subject), None)
 
@@ -164,7 +170,3 @@ class MemoryExpoStore:
             and query.state in (0, i.state)
         ]
         return _page_by_id(self.intents, keep, page)
-
-    async def take_rate_slot(self, slot: str, now: datetime) -> int:
-        self.rate_slots[slot] += 1
-        return self.rate_slots[slot]

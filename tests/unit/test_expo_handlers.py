@@ -624,9 +624,14 @@ async def test_the_deadline_closes_quoted_intents_and_expires_the_others(uow: Uo
     uow.take_events()
     assert await handlers.due_intents(uow.store, uow.now) == []
 
+    assert not await handlers.is_due(uow.store, waiting.intent_id, uow.now)
+
     uow.advance(timedelta(days=15))
     due = await handlers.due_intents(uow.store, uow.now)
     assert sorted(due) == sorted([quoted.intent_id, waiting.intent_id])
+    assert await handlers.is_due(uow.store, waiting.intent_id, uow.now)
+    assert not await handlers.is_due(uow.store, later.intent_id, uow.now)
+    assert not await handlers.is_due(uow.store, "unknown", uow.now)
     with pytest.raises(FailedPrecondition, match="passed its deadline"):
         await respond(uow, makers[1], quote(waiting))
     for intent_id in (quoted.intent_id, waiting.intent_id):
