@@ -228,6 +228,8 @@ class BoothApi(pb_grpc.BoothServiceServicer):
             messages.allocation_response,
             one_at_a_time=quota_key(command.fair_id, command.booth_type),
             actor=principal,
+            # Over every application of the fair: batch-mates would wait for it.
+            alone=True,
         )
 
     async def GetExhibitorStatus(

@@ -232,6 +232,7 @@ class UseCaseRunner(Generic[S]):
         *,
         actor: Principal,
         one_at_a_time: str = "",
+        alone: bool = False,
     ) -> M:
         """Run ``use_case`` once per (method, ``request.request_id``) and answer with
         ``respond`` of its result; a retry gets the first answer back and changes
@@ -248,6 +249,10 @@ class UseCaseRunner(Generic[S]):
         in key order, so batches never wait on each other in a circle). Batching them
         only with their own key would leave the hottest of them (SubmitIntent, keyed by
         buyer) alone nearly always.
+
+        ``alone`` keeps a heavy request (an allocation over every application of a
+        fair) out of batches: in one, it would wait for all its batch-mates, and they for
+        it.
         """
         request_id: str = request.request_id  # type: ignore[attr-defined]
         check = Validator()
@@ -264,7 +269,7 @@ class UseCaseRunner(Generic[S]):
             current_traceparent(),
             asyncio.get_running_loop().create_future(),
         )
-        if not self._batching():
+        if alone or not self._batching():
             return await self._alone(call)  # type: ignore[return-value]
         self._join(call)
         outcome = await call.outcome
