@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import inspect
 import json
 import logging
 import time
@@ -28,6 +27,7 @@ import aiohttp
 import grpc
 import jwt
 
+from runtime.adapters.grpc_handlers import rewrap
 from runtime.adapters.settings import Settings
 from runtime.kernel import errors
 from runtime.kernel.identity import Principal, Role
@@ -385,27 +385,15 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         service, _, method = handler_call_details.method.lstrip("/").rpartition("/")
         if handler is None or service in OPEN_SERVICES:
             return handler
+        if not (handler.unary_unary or handler.unary_stream):
+            # Client and bidirectional streams are not part of any Chuhai API: closed.
+            return None
         allowed = self._access.get(service, {}).get(method, frozenset())
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._guard_unary(handler.unary_unary, allowed, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream and inspect.isasyncgenfunction(handler.unary_stream):
-            return grpc.unary_stream_rpc_method_handler(
-                self._guard_stream(handler.unary_stream, allowed, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._guard_unary(handler.unary_stream, allowed, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        # Client and bidirectional streams are not part of any Chuhai API: unimplemented.
-        return None
+        return rewrap(
+            handler,
+            unary=lambda behaviour: self._guard_unary(behaviour, allowed, method),
+            stream=lambda behaviour: self._guard_stream(behaviour, allowed, method),
+        )
 
     async def admit(
         self,

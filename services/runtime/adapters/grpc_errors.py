@@ -3,7 +3,6 @@ requests, ErrorInfo (a machine-readable reason) for FAILED_PRECONDITION and ABOR
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,6 +14,7 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from runtime.adapters.grpc_handlers import rewrap
 from runtime.kernel import errors
 
 log = logging.getLogger(__name__)
@@ -122,19 +122,11 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method = handler_call_details.method
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return rewrap(
+            handler,
+            unary=lambda behaviour: _wrap_unary(behaviour, method),
+            stream=lambda behaviour: _wrap_stream(behaviour, method),
+        )
 
 
 async def _abort_for(error: Exception, context: grpc.aio.ServicerContext, method: str) -> None:
@@ -157,10 +149,6 @@ def _wrap_unary(behaviour: Callable[..., Awaitable[Any]], method: str) -> Callab
 
 
 def _wrap_stream(behaviour: Callable[..., AsyncIterator[Any]], method: str) -> Callable[..., Any]:
-    if not inspect.isasyncgenfunction(behaviour):
-        # A streaming handler may also be a coroutine that writes with context.write().
-        return _wrap_unary(behaviour, method)
-
     async def guarded(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         try:
             async for response in behaviour(request, context):

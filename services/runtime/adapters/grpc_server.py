@@ -5,7 +5,6 @@ NOT_SERVING first, then in-flight calls get a grace period)."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -21,6 +20,7 @@ from opentelemetry.trace import Tracer
 
 from runtime.adapters.auth import Access, AuthInterceptor, PrincipalRateLimiter, TokenVerifier
 from runtime.adapters.grpc_errors import DomainErrorInterceptor
+from runtime.adapters.grpc_handlers import rewrap
 from runtime.adapters.metrics import RpcMetrics
 from runtime.adapters.tracing import end_server_span, start_server_span
 
@@ -156,26 +156,11 @@ class CallObserver(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method = handler_call_details.method
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._observe_unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream and inspect.isasyncgenfunction(handler.unary_stream):
-            return grpc.unary_stream_rpc_method_handler(
-                self._observe_stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            # A streaming handler may also be a coroutine that writes with context.write().
-            return grpc.unary_stream_rpc_method_handler(
-                self._observe_unary(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return rewrap(
+            handler,
+            unary=lambda behaviour: self._observe_unary(behaviour, method),
+            stream=lambda behaviour: self._observe_stream(behaviour, method),
+        )
 
     def _observe_unary(
         self, behaviour: Callable[..., Awaitable[Any]], method: str
