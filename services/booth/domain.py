@@ -116,6 +116,10 @@ class FairCreated:
 @dataclass(frozen=True)
 class FairOpened:
     fair_id: str
+    name: str
+    session: str
+    # Every HS heading of the fair's exhibition zones, sorted: whose products may apply.
+    hs_headings: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,8 @@ class BoothAllocated:
     booth_type: BoothType
     booth_number: str
     quota: int
+    # A waitlist promotion's allocation (a WaitlistPromoted follows it).
+    from_waitlist: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,6 +194,18 @@ class WaitlistPromoted:
     booth_type: BoothType
     booth_number: str
     freed_by_application_id: str
+
+
+@dataclass(frozen=True)
+class AllocationCompleted:
+    """One allocation run of a fair's booth type finished; the counts are this run's."""
+
+    fair_id: str
+    booth_type: BoothType
+    quota: int
+    allocated: int
+    waitlisted: int
+    rejected: int
 
 
 # Exporters -----------------------------------------------------------------------------
@@ -620,8 +638,14 @@ class Fair:
         heading = hs_heading(hs_code)
         return next((z for z in self.zones if heading in z.hs_headings), None)
 
+    @property
+    def hs_headings(self) -> tuple[str, ...]:
+        """Every HS heading of the exhibition zones, sorted."""
+        return tuple(sorted({h for zone in self.zones for h in zone.hs_headings}))
+
     def open(self) -> tuple[Fair, FairOpened]:
-        return self._become(FairStatus.OPEN), FairOpened(self.fair_id)
+        opened = FairOpened(self.fair_id, self.name, self.session, self.hs_headings)
+        return self._become(FairStatus.OPEN), opened
 
     def close(self) -> tuple[Fair, FairClosed]:
         return self._become(FairStatus.CLOSED), FairClosed(self.fair_id)
@@ -887,7 +911,7 @@ class Application:
         event = WaitlistPromoted(
             self.application_id, self.fair_id, self.booth_type, number, freed_by
         )
-        return promoted, [allocated, event]
+        return promoted, [replace(allocated, from_waitlist=True), event]
 
 
 # Allocation against the quota ----------------------------------------------------------
@@ -932,7 +956,8 @@ class QuotaUse:
 class AllocationRound:
     usage: QuotaUse
     changed: list[Application]
-    events: list[BoothAllocated | BoothApplicationWaitlisted]
+    # The applications' events, then the run's AllocationCompleted.
+    events: list[BoothAllocated | BoothApplicationWaitlisted | AllocationCompleted]
     newly_allocated: int
     newly_waitlisted: int
 
@@ -952,7 +977,7 @@ def allocate_booths(
     plan = plan_allocation(waiting, usage.free)
     by_id = {a.application_id: a for a in waiting}
     changed: list[Application] = []
-    events: list[BoothAllocated | BoothApplicationWaitlisted] = []
+    events: list[BoothAllocated | BoothApplicationWaitlisted | AllocationCompleted] = []
     for offset, chosen in enumerate(plan.allocate, start=1):
         allocated, event = by_id[chosen.application_id].allocate(
             usage.next_number(offset), usage.quota, at, by
@@ -968,6 +993,17 @@ def allocate_booths(
             changed.append(waitlisted)
             events.append(event)
             newly_waitlisted += 1
+    # A run rejects nobody: rejection is an officer's move (RejectApplication).
+    events.append(
+        AllocationCompleted(
+            usage.fair_id,
+            usage.booth_type,
+            usage.quota,
+            allocated=len(plan.allocate),
+            waitlisted=newly_waitlisted,
+            rejected=0,
+        )
+    )
     return AllocationRound(
         usage=usage.allocate(len(plan.allocate)),
         changed=changed,

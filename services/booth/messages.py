@@ -395,6 +395,8 @@ _EVENTS: dict[type, tuple[topics.TopicSpec, type[Message], str]] = {
     domain.ExporterUpdated: (topics.BOOTH_EXPORTERS, events.ExporterUpdated, "credit_code"),
     domain.FairOpened: (topics.BOOTH_FAIRS, events.FairOpened, "fair_id"),
     domain.FairClosed: (topics.BOOTH_FAIRS, events.FairClosed, "fair_id"),
+    # A run's summary is news about the fair: it follows the fair's other events.
+    domain.AllocationCompleted: (topics.BOOTH_FAIRS, events.AllocationCompleted, "fair_id"),
     **{
         event_type: (topics.BOOTH_APPLICATIONS, payload_type, "application_id")
         for event_type, payload_type in (

@@ -211,6 +211,9 @@ class IntentSubmitted:
     deadline: datetime
     # Industries of the exhibitors it reached.
     industries: tuple[str, ...]
+    # Credit codes of the exhibitors it reached: the one an inquiry names, or those an
+    # RFQ matched.
+    recipients: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -1020,6 +1023,7 @@ class Intent:
             destination_country=intent.destination_country,
             deadline=intent.deadline,
             industries=tuple(sorted({e.industry for e in reached if e.industry})),
+            recipients=intent.recipients,
         )
         events: list[IntentSubmitted | RfqMatched] = [submitted]
         if intent.kind == IntentKind.RFQ:

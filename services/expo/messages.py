@@ -528,6 +528,7 @@ def encode_event(event: object) -> OutgoingEvent:
                     destination_country=event.destination_country,
                     deadline=timestamp(event.deadline),
                     industries=event.industries,
+                    recipients=event.recipients,
                 ),
             )
         case domain.RfqMatched():

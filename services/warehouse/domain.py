@@ -215,6 +215,10 @@ class CapacityReserved:
     exporter_credit_code: str
     space: Space
     period: Period
+    # The warehouse's operator; empty for a warehouse stored without one.
+    operator_id: str
+    # See peak_utilisation_percent().
+    peak_utilisation_percent: int
 
 
 @dataclass(frozen=True)
@@ -226,6 +230,8 @@ class ReservationCancelled:
     space: Space
     period: Period
     reason: str
+    # The warehouse's operator; empty for a warehouse stored without one.
+    operator_id: str
 
 
 # Field validation. Each function records what is wrong in a Validator and returns the
@@ -642,6 +648,10 @@ class Warehouse:
             exporter_credit_code=reservation.exporter_credit_code,
             space=reservation.space,
             period=reservation.period,
+            operator_id=self.operator_id,
+            peak_utilisation_percent=peak_utilisation_percent(
+                self.profile.capacity, reserved_by_day, request.period, request.space
+            ),
         )
         return reservation, (reserved,)
 
@@ -687,6 +697,26 @@ class Shortfall:
         return f"on {self.day.isoformat()}: {'; '.join(parts)}"
 
 
+def peak_utilisation_percent(
+    capacity: Space, reserved_by_day: Mapping[date, Space], days: Period, added: Space
+) -> int:
+    """The highest share of ``capacity`` a day of ``days`` holds once ``added`` is on top
+    of what ``reserved_by_day`` says it holds, in pallet positions or cubic metres,
+    whichever is higher, in percent rounded down. Integer arithmetic, so that a day
+    exactly at a threshold is at it; a dimension the warehouse does not sell (capacity
+    0) counts for nothing."""
+    peak = 0
+    for day in days.dates():
+        load = reserved_by_day.get(day, Space()) + added
+        for part, whole in (
+            (load.pallet_positions, capacity.pallet_positions),
+            (load.cubic_metres, capacity.cubic_metres),
+        ):
+            if whole > 0:
+                peak = max(peak, part * 100 // whole)
+    return peak
+
+
 def first_shortfall(
     capacity: Space, reserved_by_day: Mapping[date, Space], days: Period, requested: Space
 ) -> Shortfall | None:
@@ -716,9 +746,12 @@ class Reservation:
         """Whether ``principal`` is the exporter holding this reservation."""
         return principal.acts_for(Role.EXPORTER, self.exporter_credit_code)
 
-    def cancel(self, why: str, now: datetime) -> tuple[Reservation, tuple[ReservationCancelled]]:
+    def cancel(
+        self, why: str, warehouse: Warehouse, now: datetime
+    ) -> tuple[Reservation, tuple[ReservationCancelled]]:
         """Cancel, for a reason the Validator accepted, before the first day: once a
-        reservation has started its space was used."""
+        reservation has started its space was used. ``warehouse`` is the one it is in:
+        the event names its operator."""
         if self.status == ReservationStatus.CANCELLED:
             raise FailedPrecondition(
                 f"reservation {self.reservation_id} is already cancelled",
@@ -742,6 +775,7 @@ class Reservation:
             space=self.space,
             period=self.period,
             reason=why,
+            operator_id=warehouse.operator_id,
         )
         return cancelled, (event,)
 

@@ -191,7 +191,8 @@ async def cancel_reservation(uow: UnitOfWork[WarehouseStore], command: Cancellat
     operator may."""
     store = uow.store
     current = await _reservation(store, command.reservation_id, uow.actor, officers=False)
-    cancelled, events = current.cancel(command.reason, uow.now)
+    warehouse = await _warehouse(store, current.warehouse_code)
+    cancelled, events = current.cancel(command.reason, warehouse, uow.now)
     await store.remove_load(cancelled)
     await store.save_cancellation(cancelled)
     uow.record(*events)

@@ -427,6 +427,8 @@ def encode_event(event: object) -> OutgoingEvent:
                     start_date=event.period.start.isoformat(),
                     end_date=event.period.end.isoformat(),
                     days=event.period.days,
+                    operator_id=event.operator_id,
+                    peak_utilisation_percent=event.peak_utilisation_percent,
                 ),
                 event.warehouse_code,
             )
@@ -444,6 +446,7 @@ def encode_event(event: object) -> OutgoingEvent:
                     end_date=event.period.end.isoformat(),
                     days=event.period.days,
                     reason=event.reason,
+                    operator_id=event.operator_id,
                 ),
                 event.warehouse_code,
             )

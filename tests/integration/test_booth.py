@@ -17,6 +17,7 @@ from pymongo import AsyncMongoClient
 import booth.grpc_api
 from chuhai.booth.v1 import booth_service_pb2 as pb
 from chuhai.booth.v1 import booth_service_pb2_grpc as pb_grpc
+from chuhai.booth.v1 import events_pb2 as booth_events
 from chuhai.booth.v1 import resources_pb2 as res
 from runtime.adapters.events import decode_envelope
 from runtime.adapters.grpc_errors import field_violations
@@ -250,14 +251,26 @@ async def test_xuchang_delegation_allocates_43_booths_to_127_firms(
         read_records,
         settings.kafka_bootstrap_servers,
         BOOTH_FAIRS.name,
-        expected=2,
+        expected=3,
         keys={fair_id.encode()},
         settle_seconds=0.5,
     )
-    assert [decode_envelope(r.value).WhichOneof("payload") for r in fair_events] == [
+    created, opened, completed = [decode_envelope(r.value) for r in fair_events]
+    assert [e.WhichOneof("payload") for e in (created, opened, completed)] == [
         "fair_created",
         "fair_opened",
+        "allocation_completed",
     ]
+    assert opened.fair_opened == booth_events.FairOpened(
+        fair_id=fair_id,
+        name="China Import and Export Fair",
+        session="139th",
+        hs_headings=["6703", "6704", "8501", "8502"],
+    )
+    # The run's own counts, which the withdrawal and promotion after it do not change.
+    assert completed.allocation_completed == booth_events.AllocationCompleted(
+        fair_id=fair_id, booth_type=STANDARD, quota=43, allocated=43, waitlisted=84, rejected=0
+    )
 
 
 async def test_quota_holds_under_250_concurrent_operations(

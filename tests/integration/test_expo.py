@@ -329,6 +329,8 @@ async def test_rfq_reaches_every_matching_exhibitor_and_quotes_close_it(
     ]
     submitted_event = decode_envelope(records[0].value).intent_submitted
     assert submitted_event.buyer_country == "DE" and submitted_event.hs_code == HAIR
+    # The exhibitors it reached, by credit code: not the motors maker.
+    assert list(submitted_event.recipients) == hair_makers
 
 
 async def test_contact_details_only_for_addressed_exhibitors(

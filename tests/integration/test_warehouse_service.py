@@ -346,6 +346,8 @@ async def test_retries_return_the_first_answer_and_record_one_event(
         3,
     )
     assert event.exporter_credit_code == exporter
+    # Told to the operator: 30 of 40 pallet positions is the fuller share (200 of 300 m³).
+    assert (event.operator_id, event.peak_utilisation_percent) == (OPERATOR_ID, 75)
 
 
 async def test_cancelling_frees_the_days_it_held(
@@ -436,6 +438,12 @@ async def test_cancelling_frees_the_days_it_held(
         3,
         "fair moved",
     )
+    # Cancelled by its exporter, the operator is named all the same.
+    assert freed.operator_id == OPERATOR_ID
+    # 8 then 5 of 10 pallet positions: each booking's fullest day, the freed days not counted.
+    assert [
+        e.capacity_reserved.peak_utilisation_percent for e in (booking_events[0], booking_events[2])
+    ] == [80, 50]
 
 
 async def test_update_suspend_and_reactivate(

@@ -384,6 +384,8 @@ class LoadDriver:
                     for kind, count in (
                         ("BoothAllocated", reply.newly_allocated),
                         ("BoothApplicationWaitlisted", reply.newly_waitlisted),
+                        # Every run announces that it completed, even one with nothing to do.
+                        ("AllocationCompleted", 1),
                     )
                     if count
                 },

@@ -10,6 +10,7 @@ import pytest
 
 from booth.domain import (
     DEFAULT_SCORING_SHEET,
+    AllocationCompleted,
     Application,
     ApplicationState,
     BoothApplicationScored,
@@ -278,7 +279,9 @@ def test_fair_status_goes_draft_open_closed_open() -> None:
         fair.close()
     assert refused.value.reason == "FAIR_TRANSITION_NOT_ALLOWED"
     opened, event = fair.open()
-    assert (opened.status, event) == (FairStatus.OPEN, FairOpened("canton-139"))
+    assert opened.status == FairStatus.OPEN
+    # Every zone's headings, sorted across zones (E1 holds 8501 and 8502, H2 6704).
+    assert event == FairOpened("canton-139", "Canton Fair", "139th", ("6704", "8501", "8502"))
     with pytest.raises(FailedPrecondition, match="open; it cannot become open"):
         opened.open()
     closed, event = opened.close()
@@ -361,6 +364,10 @@ def test_allocation_numbers_new_booths_and_waitlists_the_rest_in_rank_order() ->
     assert round_.events[2:] == [
         BoothApplicationWaitlisted("c", "canton-139", BoothType.STANDARD, 1),
         BoothApplicationWaitlisted("d", "canton-139", BoothType.STANDARD, 2),
+        # Last, the run's own counts: "w" was waitlisted before and is allocated now.
+        AllocationCompleted(
+            "canton-139", BoothType.STANDARD, 3, allocated=2, waitlisted=2, rejected=0
+        ),
     ]
     assert {a.application_id: a.state for a in round_.changed} == {
         "a": ApplicationState.ALLOCATED,
@@ -369,6 +376,17 @@ def test_allocation_numbers_new_booths_and_waitlists_the_rest_in_rank_order() ->
         "d": ApplicationState.WAITLISTED,
     }
     assert {a.history[-1].by for a in round_.changed} == {"officer:bob"}
+
+
+def test_a_run_with_nothing_to_do_still_says_it_ran_with_its_counts() -> None:
+    usage = QuotaUse("canton-139", BoothType.BRAND, quota=2, allocated=2, issued=2)
+    waiting = candidate("w", 60, T0, state=ApplicationState.WAITLISTED, booth_type=BoothType.BRAND)
+    round_ = allocate_booths(usage, [waiting], T0, "officer:bob")
+    # Already waitlisted, still waitlisted: no news about "w", and none counted.
+    assert (round_.changed, round_.newly_allocated, round_.newly_waitlisted) == ([], 0, 0)
+    assert round_.events == [
+        AllocationCompleted("canton-139", BoothType.BRAND, 2, allocated=0, waitlisted=0, rejected=0)
+    ]
 
 
 def test_the_quota_is_never_exceeded() -> None:
@@ -419,6 +437,9 @@ def test_withdrawing_a_booth_charges_the_penalty_and_hands_the_booth_on() -> Non
     assert handover.events[1] == WaitlistPromoted(
         "first", "canton-139", BoothType.STANDARD, "S-0001", "h"
     )
+    # The allocation before it says where the booth came from, so nobody announces it twice.
+    assert handover.events[0].from_waitlist
+    assert handover.events[0].booth_number == "S-0001"
     nobody = hand_over_booth(withdrawn, usage, [], late)
     assert (nobody.promoted, nobody.usage.allocated, nobody.events) == (None, 0, [])
 

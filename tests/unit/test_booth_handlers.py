@@ -10,6 +10,7 @@ import pytest
 from booth import handlers
 from booth.domain import (
     PRIORITY,
+    AllocationCompleted,
     ApplicationQuery,
     ApplicationState,
     BoothAllocated,
@@ -232,7 +233,10 @@ async def test_open_and_close_fair_follow_the_status_rules(uow: Uow) -> None:
     closed = await handlers.close_fair(uow, FAIR)
     assert (opened.status, closed.status) == (FairStatus.OPEN, FairStatus.CLOSED)
     assert uow.store.fairs[FAIR].status == FairStatus.CLOSED
-    assert uow.take_events() == [FairOpened(FAIR), FairClosed(FAIR)]
+    assert uow.take_events() == [
+        FairOpened(FAIR, "Canton Fair", "139th", ("6704",)),
+        FairClosed(FAIR),
+    ]
     with pytest.raises(NotFound, match="no fair 'nope'"):
         await handlers.open_fair(uow, "nope")
 
@@ -313,6 +317,7 @@ async def test_allocation_respects_the_quota_and_the_priority_order(uow: Uow) ->
         BoothAllocated(app_id("C4"), FAIR, "C4", BoothType.STANDARD, "S-0002", 2),
         BoothApplicationWaitlisted(app_id("C1"), FAIR, BoothType.STANDARD, 1),
         BoothApplicationWaitlisted(app_id("C3"), FAIR, BoothType.STANDARD, 2),
+        AllocationCompleted(FAIR, BoothType.STANDARD, 2, allocated=2, waitlisted=2, rejected=0),
     ]
     holder = applications[app_id("C2")]
     assert (holder.history[-1].by, holder.history[-1].reason, holder.allocated_at) == (
@@ -320,10 +325,13 @@ async def test_allocation_respects_the_quota_and_the_priority_order(uow: Uow) ->
         "allocation",
         uow.now,
     )
-    # Nothing is free any more: another run changes nothing but says how things stand.
+    # Nothing is free any more: another run changes nothing but says how things stand,
+    # and that it ran.
     again = await allocate(uow)
     assert (again.allocated_total, again.newly_allocated, again.newly_waitlisted) == (2, 0, 0)
-    assert uow.take_events() == []
+    assert uow.take_events() == [
+        AllocationCompleted(FAIR, BoothType.STANDARD, 2, allocated=0, waitlisted=0, rejected=0)
+    ]
     assert (await handlers.get_fair(uow.store, FAIR)).allocated == (2,)
 
 
@@ -362,7 +370,9 @@ async def test_withdrawing_a_booth_promotes_the_first_waitlisted_and_charges_the
             "S-0001",
             1_000_000,
         ),
-        BoothAllocated(app_id("C1"), FAIR, "C1", BoothType.STANDARD, "S-0001", 2),
+        BoothAllocated(
+            app_id("C1"), FAIR, "C1", BoothType.STANDARD, "S-0001", 2, from_waitlist=True
+        ),
         WaitlistPromoted(app_id("C1"), FAIR, BoothType.STANDARD, "S-0001", app_id("C2")),
     ]
     # The booth changed hands: the count holds, and the counter was written all the same.

@@ -259,7 +259,7 @@ EVENTS = [
     ),
     (domain.ExporterUpdated("C1", "firm", "魏都区", "wigs", ()), EXPORTERS, "C1"),
     (domain.FairCreated("f", "Fair", "139th", T0 + timedelta(days=40), (QUOTA,)), FAIRS, "f"),
-    (domain.FairOpened("f"), FAIRS, "f"),
+    (domain.FairOpened("f", "Fair", "139th", ("6704", "8501")), FAIRS, "f"),
     (domain.FairClosed("f"), FAIRS, "f"),
     (
         domain.BoothApplicationSubmitted("a", "f", "C1", BoothType.BRAND, "670420", "H2", "d", "i"),
@@ -278,6 +278,7 @@ EVENTS = [
         "a",
     ),
     (domain.WaitlistPromoted("b", "f", BoothType.BRAND, "B-0001", "a"), APPLICATIONS, "b"),
+    (domain.AllocationCompleted("f", BoothType.BRAND, 5, 2, 3, 1), FAIRS, "f"),
 ]
 
 
@@ -290,7 +291,7 @@ def test_every_domain_event_goes_out_as_its_payload(
     assert (outgoing.topic, outgoing.aggregate_id) == (topic, key)
     # Every field of the domain event reaches the payload (enums as their numbers).
     for name, value in vars(event).items():
-        if name not in ("opens_at", "quotas", "main_product_hs_codes"):
+        if name not in ("opens_at", "quotas", "main_product_hs_codes", "hs_headings"):
             assert getattr(outgoing.payload, name) == value
     envelope_for(outgoing.payload, aggregate_id=outgoing.aggregate_id, producer="booth")
 
@@ -317,4 +318,28 @@ def test_changed_payloads_carry_facts_not_resources() -> None:
     assert (withdrawn.previous_state, withdrawn.penalty_fen) == (
         res.APPLICATION_STATE_ALLOCATED,
         450,
+    )
+
+
+def test_a_fair_opening_tells_its_name_session_and_headings_in_the_envelope() -> None:
+    outgoing = messages.encode_event(domain.FairOpened("f", "Fair", "139th", ("6704", "8501")))
+    envelope = envelope_for(outgoing.payload, aggregate_id=outgoing.aggregate_id, producer="booth")
+    assert envelope.WhichOneof("payload") == "fair_opened"
+    assert envelope.fair_opened == events.FairOpened(
+        fair_id="f", name="Fair", session="139th", hs_headings=["6704", "8501"]
+    )
+
+
+def test_an_allocation_run_is_summed_up_on_the_fairs_topic() -> None:
+    outgoing = messages.encode_event(domain.AllocationCompleted("f", BoothType.BRAND, 5, 2, 3, 1))
+    assert (outgoing.topic, outgoing.aggregate_id) == (FAIRS, "f")
+    envelope = envelope_for(outgoing.payload, aggregate_id=outgoing.aggregate_id, producer="booth")
+    assert envelope.WhichOneof("payload") == "allocation_completed"
+    assert envelope.allocation_completed == events.AllocationCompleted(
+        fair_id="f",
+        booth_type=res.BOOTH_TYPE_BRAND,
+        quota=5,
+        allocated=2,
+        waitlisted=3,
+        rejected=1,
     )

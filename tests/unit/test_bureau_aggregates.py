@@ -566,6 +566,28 @@ def test_booths_count_applications_by_current_state_against_quota() -> None:
     assert bureau.headline().booths_allocated == 3
 
 
+def test_an_allocation_run_summary_is_applied_and_changes_no_figure() -> None:
+    """AllocationCompleted repeats counts the application events already gave: the
+    bureau reads it (never skips it) and counts nothing twice."""
+    first, second = Application("app-1"), Application("app-2")
+    bureau = applied(
+        fair_created("canton-132", standard=1, brand=0),
+        *(e for a in (first, second) for e in (a.submitted(), a.scored())),
+        first.allocated(),
+        second.waitlisted(),
+    )
+    before = (bureau.booths(), bureau.headline().booths_allocated)
+    completed = booth.AllocationCompleted(
+        fair_id="canton-132", booth_type=STANDARD, quota=1, allocated=1, waitlisted=1
+    )
+
+    assert bureau.apply(event(completed, "canton-132", T0 + timedelta(hours=1))) is True
+
+    assert (bureau.booths(), bureau.headline().booths_allocated) == before
+    assert bureau.headline().events_applied == 8
+    assert bureau.events_skipped() == 0
+
+
 def test_a_promotion_alone_is_enough_to_hold_the_booth() -> None:
     """WaitlistPromoted says the booth is held, whether or not BoothAllocated came too."""
     application = Application("app-1")

@@ -11,7 +11,10 @@ from expo.domain import (
     DEFAULT_MAX_QUOTES,
     Answer,
     BoothStanding,
+    Buyer,
     BuyerDraft,
+    BuyerType,
+    Contact,
     Edition,
     EditionStatus,
     Exhibitor,
@@ -24,6 +27,7 @@ from expo.domain import (
     IntentExpired,
     IntentKind,
     IntentState,
+    IntentSubmitted,
     Money,
     Product,
     ProductDraft,
@@ -31,6 +35,7 @@ from expo.domain import (
     RateLimit,
     Response,
     ResponseKind,
+    RfqMatched,
     rate_window,
     rfq_recipients,
 )
@@ -315,6 +320,36 @@ def test_an_open_edition_admits_intents_whose_deadline_lies_ahead() -> None:
     for edition in (EDITION, opened.close()[0]):
         with pytest.raises(FailedPrecondition, match="is not open"):
             edition.admit_intent(terms(), NOW)
+
+
+def test_a_submitted_intent_names_the_exhibitors_it_reached() -> None:
+    opened, _ = EDITION.open()
+    buyer = Buyer("b-1", "Hamburg Hair GmbH", "DE", BuyerType.NEW, Contact("a", "a@b.de", ""), NOW)
+    listings = [("B", "670420"), ("A", "670490"), ("C", "850152")]
+    rfq = terms()
+    _, events = Intent.submit(
+        opened.admit_intent(rfq, NOW),
+        intent_id="i-1",
+        buyer=buyer,
+        recipients=rfq.recipients(listings=listings),
+        reached=(),
+    )
+    submitted, matched = events
+    assert isinstance(submitted, IntentSubmitted) and isinstance(matched, RfqMatched)
+    assert submitted.recipients == matched.recipients == ("A", "B")
+
+    code = random_credit_code()
+    exhibitor = Exhibitor("cloud-2026", code, "Rebecca", "hair", ExhibitorKind.BOOTH, "S-1", NOW)
+    inquiry = terms(kind=IntentKind.INQUIRY, exhibitor_credit_code=code)
+    _, [asked] = Intent.submit(
+        opened.admit_intent(inquiry, NOW),
+        intent_id="i-2",
+        buyer=buyer,
+        recipients=inquiry.recipients(exhibitor=exhibitor),
+        reached=(exhibitor,),
+    )
+    assert isinstance(asked, IntentSubmitted)
+    assert (asked.recipients, asked.industries) == ((code,), ("hair",))
 
 
 def test_a_closed_edition_takes_no_exhibitor_and_no_product() -> None:

@@ -11,6 +11,7 @@ from chuhai.expo.v1 import expo_service_pb2 as pb
 from chuhai.expo.v1 import resources_pb2 as res
 from expo import domain, messages
 from runtime.adapters import topics
+from runtime.adapters.events import envelope_for
 from runtime.adapters.timestamps import timestamp
 from runtime.kernel.errors import InvalidArgument
 from tests.credit_codes import random_credit_code
@@ -230,9 +231,15 @@ def test_events_carry_their_facts_flat_on_their_topics() -> None:
             "DE",
             NOW + timedelta(days=14),
             ("hair products", "wigs"),
+            ("91411000MA0000001X", "91411000MA0000002X"),
         )
     )
     assert (submitted.topic, submitted.aggregate_id) == (topics.EXPO_INTENTS, "i-1")
+    envelope = envelope_for(submitted.payload, aggregate_id="i-1", producer="expo")
+    assert list(envelope.intent_submitted.recipients) == [
+        "91411000MA0000001X",
+        "91411000MA0000002X",
+    ]
     assert (submitted.payload.buyer_country, submitted.payload.quantity) == ("DE", 2000)
     assert not submitted.payload.HasField("target_price")
     assert list(submitted.payload.industries) == ["hair products", "wigs"]

@@ -403,9 +403,52 @@ def test_a_reservation_copies_the_country_for_reporting() -> None:
     reservation, events = warehouse().reserve("r-1", booking, EXPORTER, {}, NOW)
     assert reservation.country_code == "DE"
     assert reservation.status == ReservationStatus.CONFIRMED
+    # The operator is told, with the day's share: 100 of 500 pallet positions (50 of
+    # 4,000 m³ is less).
     assert events == (
-        CapacityReserved("r-1", "DE-HAM-01", "DE", EXPORTER, Space(100, 50), period(1, 2)),
+        CapacityReserved(
+            "r-1", "DE-HAM-01", "DE", EXPORTER, Space(100, 50), period(1, 2), OPERATOR_ID, 20
+        ),
     )
+
+
+def test_the_peak_is_the_fullest_day_in_the_fuller_dimension_rounded_down() -> None:
+    capacity = Space(500, 4_000)
+    booking = Space(10, 100)
+    days = period(1, 3)
+    before, first, second, after = (TODAY + timedelta(days=n) for n in (0, 1, 2, 4))
+    # Days outside the period do not count, however full.
+    loads = {before: Space(500, 4_000), after: Space(500, 4_000)}
+    # Day 2 is the fullest in pallets: (393 + 10) / 500 = 80.6 %.
+    loads |= {first: Space(100, 3_000), second: Space(393, 0)}
+    assert domain.peak_utilisation_percent(capacity, loads, days, booking) == 80
+    # Fuller still in cubic metres on day 1: (3,530 + 100) / 4,000 = 90.75 %.
+    loads[first] = Space(100, 3_530)
+    assert domain.peak_utilisation_percent(capacity, loads, days, booking) == 90
+    # Nothing held yet: the booking alone, 10 of 500 pallet positions.
+    assert domain.peak_utilisation_percent(capacity, {}, days, booking) == 2
+    # A dimension the warehouse does not sell is ignored, not divided by.
+    assert domain.peak_utilisation_percent(Space(0, 4_000), {}, days, Space(0, 1_000)) == 25
+    assert domain.peak_utilisation_percent(Space(500, 0), {}, days, Space(499, 0)) == 99
+
+
+def test_a_booking_tells_the_peak_of_its_own_period_with_itself_included() -> None:
+    partly_full = {TODAY + timedelta(days=2): Space(300, 0)}
+    booking = domain.Booking("DE-HAM-01", Space(150, 0), period(1, 3))
+    _, [reserved] = warehouse().reserve("r-1", booking, EXPORTER, partly_full, NOW)
+    assert reserved.peak_utilisation_percent == 90  # (300 + 150) / 500 on the second day
+    _, [exact] = warehouse().reserve(
+        "r-2", replace(booking, space=Space(200, 0)), EXPORTER, partly_full, NOW
+    )
+    assert exact.peak_utilisation_percent == 100
+
+
+def test_a_warehouse_without_an_operator_books_and_cancels_naming_none() -> None:
+    older = replace(warehouse(), operator_id="")
+    booking = domain.Booking("DE-HAM-01", Space(1, 0), period(1, 2))
+    reservation, [reserved] = older.reserve("r-1", booking, EXPORTER, {}, NOW)
+    _, [cancelled] = reservation.cancel("", older, NOW)
+    assert reserved.operator_id == cancelled.operator_id == ""
 
 
 def test_free_space_is_never_negative() -> None:
@@ -415,19 +458,26 @@ def test_free_space_is_never_negative() -> None:
 def test_a_reservation_can_be_cancelled_once_and_only_before_it_starts() -> None:
     booking = domain.Booking("DE-HAM-01", Space(100, 0), period(1, 5))
     reservation, _ = warehouse().reserve("r-1", booking, EXPORTER, {}, NOW)
-    cancelled, events = reservation.cancel("fair postponed", NOW)
+    cancelled, events = reservation.cancel("fair postponed", warehouse(), NOW)
     assert cancelled.status == ReservationStatus.CANCELLED
     assert cancelled.cancelled_at == NOW
     assert events == (
         ReservationCancelled(
-            "r-1", "DE-HAM-01", "DE", EXPORTER, Space(100, 0), period(1, 5), "fair postponed"
+            "r-1",
+            "DE-HAM-01",
+            "DE",
+            EXPORTER,
+            Space(100, 0),
+            period(1, 5),
+            "fair postponed",
+            OPERATOR_ID,
         ),
     )
     with pytest.raises(FailedPrecondition, match="already cancelled") as twice:
-        cancelled.cancel("", NOW)
+        cancelled.cancel("", warehouse(), NOW)
     assert twice.value.reason == "RESERVATION_CANCELLED"
     with pytest.raises(FailedPrecondition, match="started on") as started:
-        reservation.cancel("", NOW + timedelta(days=1))
+        reservation.cancel("", warehouse(), NOW + timedelta(days=1))
     assert started.value.reason == "RESERVATION_STARTED"
 
 

@@ -305,7 +305,14 @@ async def test_a_booking_holds_its_space_on_every_day_and_announces_it(uow: Uow)
     assert loads(uow) == {day: 4 for day in days(2, 3).dates()}
     assert uow.events == [
         CapacityReserved(
-            reservation.reservation_id, "DE-HAM-01", "DE", EXPORTER, Space(4, 0), days(2, 3)
+            reservation.reservation_id,
+            "DE-HAM-01",
+            "DE",
+            EXPORTER,
+            Space(4, 0),
+            days(2, 3),
+            OPERATOR_ID,
+            peak_utilisation_percent=40,
         )
     ]
 
@@ -334,6 +341,8 @@ async def test_a_booking_that_exactly_fills_every_day_is_taken(uow: Uow) -> None
     await reserve(uow, 1, 3, 6)
     await reserve(uow, 0, 5, 4)
     assert loads(uow) == {TODAY: 4, **dict.fromkeys(days(1, 3).dates(), 10), days(4, 1).start: 4}
+    # The second booking's peak counts what the first holds on the days they share.
+    assert [e.peak_utilisation_percent for e in uow.take_events()] == [60, 100]
     with pytest.raises(FailedPrecondition, match="0 pallet positions free, 1 requested"):
         await reserve(uow, 2, 1, 1)
 
@@ -369,7 +378,14 @@ async def test_cancelling_frees_the_days_and_announces_it(uow: Uow) -> None:
     assert set(loads(uow).values()) == {0}
     assert uow.take_events() == [
         ReservationCancelled(
-            held.reservation_id, "DE-HAM-01", "DE", EXPORTER, Space(8, 0), days(1, 3), "fair moved"
+            held.reservation_id,
+            "DE-HAM-01",
+            "DE",
+            EXPORTER,
+            Space(8, 0),
+            days(1, 3),
+            "fair moved",
+            OPERATOR_ID,
         )
     ]
     # The freed space takes a booking that did not fit before.
@@ -565,6 +581,13 @@ async def test_a_warehouse_stored_without_an_operator_is_changed_by_officers_onl
     with acting_as(uow, OFFICER):
         await handlers.suspend_warehouse(uow, Suspension("DE-HAM-01", "unclaimed"))
         await handlers.reactivate_warehouse(uow, "DE-HAM-01")
+    # Bookings go on; their events name no operator, so no operator is told.
+    held = await reserve(uow, 1, 2, 1)
+    with acting_as(uow, THE_EXPORTER):
+        await handlers.cancel_reservation(uow, Cancellation(held.reservation_id, ""))
+    booked, cancelled = uow.take_events()[-2:]
+    assert isinstance(booked, CapacityReserved) and isinstance(cancelled, ReservationCancelled)
+    assert booked.operator_id == cancelled.operator_id == ""
 
 
 async def test_reserve_capacity_holds_space_for_the_exporter_calling(uow: Uow) -> None:

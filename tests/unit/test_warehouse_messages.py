@@ -12,6 +12,7 @@ from chuhai.warehouse.v1 import events_pb2
 from chuhai.warehouse.v1 import resources_pb2 as res
 from chuhai.warehouse.v1 import warehouse_service_pb2 as api
 from runtime.adapters import topics
+from runtime.adapters.events import envelope_for
 from runtime.adapters.pagination import PageRequest
 from runtime.kernel.errors import InvalidArgument
 from tests.credit_codes import random_credit_code
@@ -222,7 +223,9 @@ def test_suspension_and_reactivation_name_the_warehouse_and_its_country() -> Non
 
 def test_booking_events_are_keyed_by_warehouse_not_reservation() -> None:
     reserved = messages.encode_event(
-        domain.CapacityReserved("r-1", "DE-HAM-01", "DE", EXPORTER, Space(8, 20), JULY)
+        domain.CapacityReserved(
+            "r-1", "DE-HAM-01", "DE", EXPORTER, Space(8, 20), JULY, "henan-logistics", 87
+        )
     )
     assert (reserved.topic, reserved.aggregate_id) == (topics.WAREHOUSE_RESERVATIONS, "DE-HAM-01")
     assert reserved.payload == events_pb2.CapacityReserved(
@@ -235,9 +238,13 @@ def test_booking_events_are_keyed_by_warehouse_not_reservation() -> None:
         start_date="2026-07-01",
         end_date="2026-07-04",
         days=3,
+        operator_id="henan-logistics",
+        peak_utilisation_percent=87,
     )
     cancelled = messages.encode_event(
-        domain.ReservationCancelled("r-1", "DE-HAM-01", "DE", EXPORTER, Space(8, 20), JULY, "moved")
+        domain.ReservationCancelled(
+            "r-1", "DE-HAM-01", "DE", EXPORTER, Space(8, 20), JULY, "moved", "henan-logistics"
+        )
     )
     assert (cancelled.topic, cancelled.aggregate_id) == (
         topics.WAREHOUSE_RESERVATIONS,
@@ -245,6 +252,12 @@ def test_booking_events_are_keyed_by_warehouse_not_reservation() -> None:
     )
     assert isinstance(cancelled.payload, events_pb2.ReservationCancelled)
     assert (cancelled.payload.days, cancelled.payload.reason) == (3, "moved")
+    # What the notify service reads arrives in the envelope.
+    booked = envelope_for(reserved.payload, aggregate_id="DE-HAM-01", producer="warehouse")
+    freed = envelope_for(cancelled.payload, aggregate_id="DE-HAM-01", producer="warehouse")
+    told = booked.capacity_reserved
+    assert (told.operator_id, told.peak_utilisation_percent) == ("henan-logistics", 87)
+    assert freed.reservation_cancelled.operator_id == "henan-logistics"
 
 
 def test_anything_else_is_not_a_warehouse_event() -> None:

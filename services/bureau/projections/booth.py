@@ -93,6 +93,8 @@ class BoothProjection(Projection):
             ),
             # The promoted application holds the booth, whether or not BoothAllocated came too.
             route(booth_events.WaitlistPromoted, self._moving_to(_ALLOCATED), versions=[1]),
+            # A run's counts repeat the application events above, which the figures count.
+            route(booth_events.AllocationCompleted, no_figure, versions=[1]),
         ]
 
     # Applying events ----------------------------------------------------------------------
