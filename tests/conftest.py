@@ -20,7 +20,7 @@ from runtime.adapters.tokens import DevelopmentKeys
 from runtime.adapters.topics import provision_topics
 from tests.identity import TEST_AUDIENCE, TEST_ISSUER, Identities
 
-SERVICE_NAMES = ("booth", "expo", "warehouse", "bureau")
+SERVICE_NAMES = ("booth", "expo", "warehouse", "bureau", "notify")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ service's database."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import logging
@@ -31,10 +32,12 @@ from pymongo import AsyncMongoClient
 import booth.grpc_api
 import bureau.host
 import expo.grpc_api
+import notify.grpc_api
 import warehouse.grpc_api
 from chuhai.booth.v1 import booth_service_pb2
 from chuhai.bureau.v1 import bureau_service_pb2
 from chuhai.expo.v1 import expo_service_pb2
+from chuhai.notify.v1 import notify_service_pb2
 from chuhai.warehouse.v1 import warehouse_service_pb2
 from runtime.adapters.outbox import LEASE_COLLECTION
 from runtime.adapters.service import ServiceHost
@@ -53,9 +56,12 @@ SERVICES = {
     "expo": expo_service_pb2.DESCRIPTOR.services_by_name["ExpoService"],
     "warehouse": warehouse_service_pb2.DESCRIPTOR.services_by_name["WarehouseService"],
     "bureau": bureau_service_pb2.DESCRIPTOR.services_by_name["BureauService"],
+    "notify": notify_service_pb2.DESCRIPTOR.services_by_name["NotifyService"],
 }
 METHODS = [(name, method) for name, service in SERVICES.items() for method in service.methods]
 EXAMPLES_PER_METHOD = 25
+# How long a watch may stay quiet before its headers are asked whether it was accepted.
+WATCH_PATIENCE_SECONDS = 0.5
 
 # What a caller may be told. UNKNOWN and INTERNAL are bugs; so is a dropped connection.
 DELIBERATE = {
@@ -93,6 +99,20 @@ POOLS: dict[str, list[str]] = {
     "starts_on": ["2026-04-15", "2026-13-01"],
     "ends_on": ["2026-05-05"],
     "since": ["2020-01-01"],
+    # Notify: webhooks, preferences and notifications.
+    "url": [
+        "https://hooks.example.com/chuhai",
+        "http://127.0.0.1:9/hook",
+        "ftp://x",
+        "http://10.0.0.1/",
+    ],
+    "email": ["sales@example.com", "not-an-address"],
+    "language": ["zh", "en", "fr"],
+    "start": ["22:00", "07:30", "25:00"],
+    "end": ["07:00", "22:00", "7"],
+    "time_zone": ["Asia/Shanghai", "UTC", "Mars/Olympus"],
+    "fair_hs_headings": ["6704", "9403", "94"],
+    "notification_ids": IDS,
 }
 ID_FIELDS = ("_id", "code", "fair_id", "edition_id", "buyer_id", "intent_id", "product_id")
 
@@ -248,7 +268,9 @@ class Platform:
 async def platform(
     infra: Infrastructure, identity_keys: DevelopmentKeys
 ) -> AsyncIterator[Platform]:
-    """The four services, started once for every method's examples."""
+    """The five services, started once for every method's examples. Notify serves its
+    API alone (notify.grpc_api.build): without its consumer and delivery loop, nothing
+    changes its database but the calls."""
     fuzz_settings = settings_for(
         infra,
         identity_keys,
@@ -265,6 +287,7 @@ async def platform(
         "booth": booth.grpc_api.build,
         "expo": expo.grpc_api.build,
         "warehouse": warehouse.grpc_api.build,
+        "notify": notify.grpc_api.build,
     }
     hosts = {name: ServiceHost(name, build, fuzz_settings) for name, build in builds.items()}
     hosts["bureau"] = bureau.host.BureauHost(fuzz_settings)
@@ -293,7 +316,7 @@ async def database_state(platform: Platform) -> str:
     relay's lease and publication marks)."""
     digest = hashlib.sha256()
     # Not the bureau's: it keeps folding in the events of earlier, accepted requests.
-    for service in ("booth", "expo", "warehouse"):
+    for service in ("booth", "expo", "warehouse", "notify"):
         db = platform.mongo[platform.settings.database_name(service)]
         for name in sorted(await db.list_collection_names()):
             if name == LEASE_COLLECTION:
@@ -329,15 +352,33 @@ async def status_of(
     stub = call(channel, method)
     try:
         if method.server_streaming:
-            # A watch streams until cancelled: its first answer (or refusal) is enough.
-            stream = stub(request, metadata=metadata, timeout=10)
-            async for _ in stream:
-                stream.cancel()
-                break
-        else:
-            await stub(request, metadata=metadata, timeout=10)
+            return await watch_status(stub(request, metadata=metadata, timeout=10))
+        await stub(request, metadata=metadata, timeout=10)
     except grpc.aio.AioRpcError as error:
         return error.code()
+    return grpc.StatusCode.OK
+
+
+async def watch_status(stream: Any) -> grpc.StatusCode:
+    """A watch streams until cancelled: its first answer (or refusal) is enough. One
+    with nothing to tell yet (notify's, when no notification is waiting) keeps quiet;
+    such a watch counts as accepted when its headers said so (WATCH_ACCEPTED)."""
+
+    async def first() -> None:
+        async for _ in stream:
+            break
+
+    try:
+        await asyncio.wait_for(first(), WATCH_PATIENCE_SECONDS)
+    except TimeoutError:
+        headers = dict(await stream.initial_metadata())
+        return (
+            grpc.StatusCode.OK
+            if headers.get("chuhai-watch") == "accepted"
+            else (grpc.StatusCode.DEADLINE_EXCEEDED)
+        )
+    finally:
+        stream.cancel()
     return grpc.StatusCode.OK
 
 

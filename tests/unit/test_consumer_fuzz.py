@@ -1,7 +1,11 @@
-"""The bureau's consumer fed junk: whatever a record holds, the agent's per-record step
-(bureau.stream.RecordHandler, through the dispatcher and every projection) returns; a
-record it refuses is dead-lettered or skipped, counted, and changes no figure; the
+"""The consumers fed junk. The bureau's: whatever a record holds, the agent's per-record
+step (bureau.stream.RecordHandler, through the dispatcher and every projection) returns;
+a record it refuses is dead-lettered or skipped, counted, and changes no figure; the
 figures stay readable and snapshot-able; and valid records after the junk still apply.
+Notify's: its record step (notify.consumer.RecordStep, through notify.messages and the
+use cases, on an in-memory store) returns too; a record it dead-letters makes no
+notification and is not taken as handled, one it passes over writes nothing, and valid
+records after the junk still notify.
 
 Deterministic (derandomize) so that CI runs the same records every time. The number of
 records tried is kept in TRIED; the last test checks it so that a change of settings
@@ -26,8 +30,15 @@ from bureau.live import LiveStats
 from bureau.messages import dashboard_json
 from bureau.stream import Record, RecordHandler, StreamMetrics
 from chuhai.events.v1.envelope_pb2 import EventEnvelope
-from runtime.adapters.events import schema_version
+from chuhai.expo.v1 import events_pb2 as expo_events
+from chuhai.expo.v1 import resources_pb2 as expo_resources
+from notify import consumer as notify_consumer
+from notify import handlers as notify_handlers
+from notify.domain import Fact, RetryPolicy
+from runtime.adapters.events import envelope_for, schema_version
 from runtime.adapters.tracing import BatchTrace
+from tests.fakes import DEFAULT_NOW
+from tests.unit.notify_memory import MemoryNotifyStore
 from tests.unit.test_bureau_aggregates import (
     Application,
     exhibitor_visited,
@@ -312,7 +323,104 @@ async def test_junk_never_escapes_the_handler_and_changes_no_figure(records: lis
     assert after.intents == headline.intents + 1
 
 
+# Notify's consumer ------------------------------------------------------------------------
+
+NOTIFY_EXAMPLES = 150
+NOTIFY_POLICY = notify_handlers.DeliveryPolicy(
+    stale_after_hours=72.0,
+    mail_configured=True,
+    retry=RetryPolicy(base=10.0, max=3600.0, max_attempts=8),
+    webhook_disable_after=10,
+)
+
+
+class NotifyHarness:
+    """Notify's record step over an in-memory store that already handled the history,
+    with its dead letters kept."""
+
+    def __init__(self) -> None:
+        self.store = MemoryNotifyStore()
+        self.dead: list[tuple[str, bytes | None, bytes, list]] = []
+        self.step = notify_consumer.RecordStep(self.handle, self.send, lambda topic: None)
+        self.offset = 0
+
+    async def handle(self, fact: Fact, event_type: str) -> None:
+        await notify_handlers.handle_event(self.store, fact, event_type, DEFAULT_NOW, NOTIFY_POLICY)
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, headers: list) -> None:
+        assert topic == f"{TOPIC}.dlq"
+        self.dead.append((topic, key, value, headers))
+
+    async def feed(self, value: bytes) -> bool:
+        self.offset += 1
+        record = notify_consumer.Record(TOPIC, 0, self.offset, b"key", value)
+        return await self.step(record)
+
+
+def decodable_event_id(value: bytes) -> str:
+    try:
+        return event_id_of(value)
+    except Exception:
+        return ""
+
+
+def fresh_inquiry() -> EventEnvelope:
+    submitted = expo_events.IntentSubmitted(
+        intent_id="intent-after-junk",
+        buyer_id="buyer-after-junk",
+        buyer_country="KE",
+        kind=expo_resources.INTENT_KIND_INQUIRY,
+        hs_code="670420",
+        quantity=100,
+        unit="piece",
+        recipients=["91411000MA0000001X"],
+    )
+    return envelope_for(submitted, aggregate_id="intent-after-junk", producer="expo")
+
+
+@settings(
+    max_examples=NOTIFY_EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(records=RECORDS)
+async def test_notifys_record_step_never_fails_on_junk_and_junk_notifies_nobody(
+    records: list[bytes],
+) -> None:
+    harness = NotifyHarness()
+    for value in HISTORY:
+        assert await harness.feed(value) in (True, False)
+    assert harness.dead == []
+    for value in records:
+        notifications = dict(harness.store.notifications)
+        writes, dead = harness.store.writes, len(harness.dead)
+        handled = await harness.feed(value)
+        event_id = decodable_event_id(value)
+        if len(harness.dead) > dead:
+            assert not handled and len(harness.dead) == dead + 1
+            assert harness.store.notifications == notifications
+            if event_id:
+                assert event_id not in harness.store.events or event_id in {
+                    event_id_of(h) for h in HISTORY
+                }
+        elif not handled:
+            # An event notify does not read: passed over, nothing written.
+            assert harness.store.writes == writes
+        else:
+            assert event_id in harness.store.events
+        TRIED["notify_records"] += 1
+    TRIED["notify_examples"] += 1
+
+    # Valid records still notify after the junk.
+    assert await harness.feed(fresh_inquiry().SerializeToString())
+    assert [n.kind.name for n in harness.store.notifications.values()][-1] == "INQUIRY_RECEIVED"
+
+
 def test_the_fuzzing_tried_every_record_it_generated() -> None:
-    # Runs after the property (file order): it must have run every example it was given.
+    # Runs after the properties (file order): they must have run every example given.
     assert TRIED["examples"] == EXAMPLES
     assert TRIED["records"] >= EXAMPLES
+    assert TRIED["notify_examples"] == NOTIFY_EXAMPLES
+    assert TRIED["notify_records"] >= NOTIFY_EXAMPLES

@@ -32,11 +32,13 @@ class Settings(BaseSettings):
     expo_grpc_port: int = Field(default=50052, ge=0, le=65535)
     warehouse_grpc_port: int = Field(default=50053, ge=0, le=65535)
     bureau_grpc_port: int = Field(default=50054, ge=0, le=65535)
+    notify_grpc_port: int = Field(default=50055, ge=0, le=65535)
     # Where the other services are reached; defaults follow the ports above.
     booth_grpc_target: str = ""
     expo_grpc_target: str = ""
     warehouse_grpc_target: str = ""
     bureau_grpc_target: str = ""
+    notify_grpc_target: str = ""
 
     # Expo: each buyer may submit this many intents per window (RESOURCE_EXHAUSTED beyond).
     expo_intent_rate_limit: int = Field(default=20, ge=1)
@@ -49,6 +51,40 @@ class Settings(BaseSettings):
     bureau_web_host: str = "127.0.0.1"
     bureau_web_port: int = Field(default=8080, ge=0, le=65535)
 
+    # Notify: its Kafka consumer group.
+    notify_consumer_group: str = "chuhai-notify"
+    # Notify: how often due deliveries (e-mail, webhooks) are looked for, and how a
+    # failed attempt is retried: after base seconds, doubling up to max, at most
+    # max_attempts attempts in all.
+    notify_dispatch_poll_seconds: float = Field(default=1.0, gt=0)
+    notify_retry_base_seconds: float = Field(default=10.0, gt=0)
+    notify_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    notify_max_attempts: int = Field(default=8, ge=1)
+    # A webhook failing this many attempts in a row is disabled until its reader
+    # enables it again.
+    notify_webhook_disable_after: int = Field(default=10, ge=1)
+    notify_webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Events older than this when notify first reads them (a new notify on an old
+    # platform, a long outage) notify in the platform only, never by e-mail or webhook.
+    notify_stale_after_hours: float = Field(default=72.0, gt=0)
+    # The officers' daily digest: the hour it is made, in the bureau's time zone.
+    notify_digest_hour: int = Field(default=8, ge=0, le=23)
+    notify_bureau_time_zone: str = "Asia/Shanghai"
+    # E-mail: the SMTP server (empty host: no e-mail is sent), its credentials, and how
+    # the connection is secured: STARTTLS, or TLS from the start (port 465).
+    smtp_host: str = ""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    notify_mail_from: str = "Chuhai <notify@chuhai.localhost>"
+    # The embedded rung's mail catcher (chuhai-platform run): SMTP on one port, the
+    # messages it caught on a page on the other.
+    dev_mail_smtp_port: int = Field(default=2525, ge=0, le=65535)
+    dev_mail_web_port: int = Field(default=8025, ge=0, le=65535)
+
     # Prometheus text at http://<metrics_host>:<port>/metrics, one port per service
     # (0: any free port). Containers set metrics_host to 0.0.0.0.
     metrics_host: str = "127.0.0.1"
@@ -56,6 +92,7 @@ class Settings(BaseSettings):
     expo_metrics_port: int = Field(default=9462, ge=0, le=65535)
     warehouse_metrics_port: int = Field(default=9463, ge=0, le=65535)
     bureau_metrics_port: int = Field(default=9464, ge=0, le=65535)
+    notify_metrics_port: int = Field(default=9465, ge=0, le=65535)
     # Where spans go over OTLP/gRPC, e.g. http://otel-collector:4317; empty: no tracing.
     # The SDK's other OTEL_* variables (sampler, headers) apply as documented there.
     otel_exporter_otlp_endpoint: str = ""
