@@ -16,8 +16,9 @@ from bureau.live import LiveStats
 from bureau.messages import headline_json, headline_message
 from bureau.store import BureauStore
 from bureau.stream import StreamMetrics, build_stream_app
-from bureau.web import WebServer
+from bureau.web import Bell, WebServer
 from chuhai.bureau.v1 import bureau_service_pb2 as pb
+from runtime.adapters.grpc_client import channel_to
 from runtime.adapters.grpc_server import ServiceBinding
 from runtime.adapters.service import ServiceContext, ServiceHost
 from runtime.adapters.settings import Settings
@@ -58,12 +59,15 @@ class BureauHost(ServiceHost):
             extra={"events_applied": live.figures.headline().events_applied},
         )
         # The dashboard admits officers only, by the same token rules as the gRPC API.
+        # Its bell calls notify with each officer's own token, so the channel has none.
+        notify = channel_to("notify", settings)
         self.web = WebServer(
             live,
             settings.bureau_web_host,
             settings.bureau_web_port,
             context.verifier,
             web_ssl_context(settings),
+            bell=Bell(notify),
         )
         await self.web.start()
 
@@ -89,6 +93,7 @@ class BureauHost(ServiceHost):
 
         context.on_stop(save_snapshot)
         context.on_stop(self.web.stop)
+        context.on_stop(notify.close)
         return [binding(live)]
 
 

@@ -6,7 +6,15 @@ the launcher prints, or one the identity provider hands out): the token is check
 kept in an HttpOnly, SameSite=Strict session cookie that lives no longer than the token,
 and the browser is sent on to ``/`` so the token leaves the address bar and its history.
 Tokens are verified by the gRPC server's own TokenVerifier, so both doors let in the
-same people."""
+same people.
+
+A change (a POST) made with the session cookie must come from the dashboard's own page:
+its Origin names this server. The cookie is SameSite=Strict, but a page on a sibling
+subdomain is "same site" and would still get it sent.
+
+The bell asks the notify service for the bureau's notifications with the officer's own
+token (never one of the bureau's), so notify's access rules decide; a notify that is
+down costs the bell a 503 within a short deadline, and the figures nothing."""
 
 from __future__ import annotations
 
@@ -14,16 +22,23 @@ import html
 import logging
 import ssl
 import time
+import uuid
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import UTC, date
 from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
 
+import grpc
 import jwt
 from aiohttp import hdrs, web
 
 from bureau.live import LiveStats
 from bureau.messages import dashboard_json, headline_json
 from bureau.reports import as_csv, as_xlsx, report_rows
+from chuhai.notify.v1 import notify_service_pb2 as notify_pb
+from chuhai.notify.v1 import notify_service_pb2_grpc as notify_grpc
+from chuhai.notify.v1 import resources_pb2 as notify_res
 from runtime.adapters.auth import TokenVerifier
 from runtime.kernel import errors
 from runtime.kernel.identity import Principal
@@ -36,6 +51,9 @@ SESSION_COOKIE = "chuhai_session"
 LOGIN_PATH = "/login"
 # The realm named in WWW-Authenticate challenges (RFC 6750).
 REALM = "chuhai-bureau"
+# The token a request was admitted with, for the calls made on the officer's behalf.
+OFFICER_TOKEN = web.RequestKey("officer_token", str)
+SAFE_METHODS = frozenset({hdrs.METH_GET, hdrs.METH_HEAD, hdrs.METH_OPTIONS})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -123,6 +141,17 @@ async def _officer(
     return principal
 
 
+def _from_elsewhere(request: web.Request) -> bool:
+    """Whether a change made with the session cookie was sent by a page other than the
+    dashboard's own: its Origin (which browsers send with every POST) is missing or
+    names another host. A bearer token in a header is never sent by a browser on its
+    own, so those requests are not asked."""
+    if request.method in SAFE_METHODS or hdrs.AUTHORIZATION in request.headers:
+        return False
+    origin = request.headers.get(hdrs.ORIGIN, "")
+    return not origin or urlsplit(origin).netloc.lower() != request.host.lower()
+
+
 def _officers_only(verifier: TokenVerifier) -> Callable[[web.Request, Handler], Awaitable]:
     @web.middleware
     async def officers_only(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -138,6 +167,15 @@ def _officers_only(verifier: TokenVerifier) -> Callable[[web.Request, Handler], 
                 # An expired or revoked session: the browser may forget it.
                 admitted.del_cookie(SESSION_COOKIE, path="/")
             return admitted
+        if _from_elsewhere(request):
+            return _refusal(
+                request,
+                403,
+                "Not from the dashboard",
+                "a change with the session cookie must come from the dashboard's own page",
+            )
+        assert token is not None  # admitted: it named an officer
+        request[OFFICER_TOKEN] = token
         return await handler(request)
 
     return officers_only
@@ -178,14 +216,116 @@ def _login(verifier: TokenVerifier, *, secure_cookies: bool) -> Handler:
     return login
 
 
+# The bell ------------------------------------------------------------------------------
+
+BELL_SIZE = 10
+# Short: the bell polls, and a notify that is down must not hold the page's requests.
+BELL_DEADLINE_SECONDS = 2.0
+KIND_PREFIX = "NOTIFICATION_KIND_"
+# What notify's answers mean to the bell's callers. notify refusing a token the dashboard
+# has just admitted is the two services disagreeing (their issuers or keys), not the
+# caller's sign-in: any answer not listed is a bad gateway (502).
+_BELL_STATUSES = {
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 503,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+}
+
+
+class Bell:
+    """The bureau's notifications, from the notify service over ``channel``; every call
+    is made with the token of the officer asking."""
+
+    def __init__(
+        self, channel: grpc.aio.Channel, *, deadline_seconds: float = BELL_DEADLINE_SECONDS
+    ) -> None:
+        self._stub = notify_grpc.NotifyServiceStub(channel)
+        self._deadline_seconds = deadline_seconds
+
+    def _options(self, token: str) -> dict[str, Any]:
+        return {
+            "timeout": self._deadline_seconds,
+            "metadata": (("authorization", f"Bearer {token}"),),
+        }
+
+    async def latest(self, token: str) -> dict[str, Any]:
+        """The unread count and the newest notifications."""
+        reply = await self._stub.ListNotifications(
+            notify_pb.ListNotificationsRequest(page_size=BELL_SIZE), **self._options(token)
+        )
+        return {
+            "unread_count": reply.unread_count,
+            "notifications": [_notification_json(n) for n in reply.notifications],
+        }
+
+    async def mark_all_read(self, token: str) -> dict[str, Any]:
+        # A new request id each time: marking all read twice is harmless anyway.
+        request = notify_pb.MarkReadRequest(request_id=str(uuid.uuid4()), all=True)
+        reply = await self._stub.MarkRead(request, **self._options(token))
+        return {"marked": reply.marked, "unread_count": reply.unread_count}
+
+
+def _notification_json(notification: notify_res.Notification) -> dict[str, Any]:
+    kind = notify_res.NotificationKind.Name(notification.kind).removeprefix(KIND_PREFIX)
+    return {
+        "notification_id": notification.notification_id,
+        "kind": kind,
+        "title": notification.title,
+        "body": notification.body,
+        "created_at": notification.created_at.ToDatetime(UTC).isoformat(),
+        "read": notification.HasField("read_at"),
+    }
+
+
+def _bell_handler(
+    bell: Bell | None, ask: Callable[[Bell, str], Awaitable[dict[str, Any]]]
+) -> Handler:
+    async def handle(request: web.Request) -> web.Response:
+        headers = {hdrs.CACHE_CONTROL: "no-store"}
+        if bell is None:
+            return web.json_response(
+                {"error": "Notifications unavailable", "detail": "no notify service configured"},
+                status=503,
+                headers=headers,
+            )
+        try:
+            return web.json_response(await ask(bell, request[OFFICER_TOKEN]), headers=headers)
+        except grpc.aio.AioRpcError as error:
+            status = _BELL_STATUSES.get(error.code(), 502)
+            if status == 503:
+                # Expected while notify is down or restarting: the bell says so.
+                log.debug("notify unavailable for the bell", extra={"code": error.code().name})
+                detail = "the notify service did not answer"
+            else:
+                log.warning(
+                    "notify refused the bell",
+                    extra={"code": error.code().name, "details": error.details()},
+                )
+                detail = error.details() or error.code().name
+            return web.json_response(
+                {"error": "Notifications unavailable", "detail": detail},
+                status=status,
+                headers=headers,
+            )
+
+    return handle
+
+
 # The app ------------------------------------------------------------------------------
 
 
 def build_web_app(
-    live: LiveStats, verifier: TokenVerifier, *, secure_cookies: bool = False
+    live: LiveStats,
+    verifier: TokenVerifier,
+    *,
+    secure_cookies: bool = False,
+    bell: Bell | None = None,
 ) -> web.Application:
     """``secure_cookies``: the session cookie is only sent over TLS (set when served
-    over TLS; a plain-HTTP dashboard on loopback could not keep it otherwise)."""
+    over TLS; a plain-HTTP dashboard on loopback could not keep it otherwise).
+    ``bell``: where the bell's notifications come from (None: the bell says they are
+    unavailable)."""
     page = resources.files("bureau").joinpath("dashboard.html").read_bytes()
 
     async def dashboard(_: web.Request) -> web.Response:
@@ -218,6 +358,10 @@ def build_web_app(
     app.router.add_get("/api/stats", stats)
     app.router.add_get("/api/dashboard", figures)
     app.router.add_get(r"/api/report.{format:csv|xlsx}", report)
+    app.router.add_get("/api/notifications", _bell_handler(bell, lambda b, token: b.latest(token)))
+    app.router.add_post(
+        "/api/notifications/read", _bell_handler(bell, lambda b, token: b.mark_all_read(token))
+    )
     return app
 
 
@@ -232,8 +376,10 @@ class WebServer:
         port: int,
         verifier: TokenVerifier,
         ssl_context: ssl.SSLContext | None = None,
+        *,
+        bell: Bell | None = None,
     ) -> None:
-        app = build_web_app(live, verifier, secure_cookies=ssl_context is not None)
+        app = build_web_app(live, verifier, secure_cookies=ssl_context is not None, bell=bell)
         self._runner = web.AppRunner(app, access_log=None)
         self._host = host
         self._port = port

@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 from chuhai.booth.v1 import booth_service_pb2_grpc as booth_grpc
 from chuhai.bureau.v1 import bureau_service_pb2_grpc as bureau_grpc
 from chuhai.expo.v1 import expo_service_pb2_grpc as expo_grpc
+from chuhai.notify.v1 import notify_service_pb2_grpc as notify_grpc
 from chuhai.warehouse.v1 import warehouse_service_pb2_grpc as warehouse_grpc
 from cli.credentials import Token, find_token
 from runtime.adapters.grpc_client import service_channel
@@ -22,7 +23,7 @@ from runtime.adapters.tls import channel_credentials
 
 Reply = TypeVar("Reply", bound=Message)
 
-SERVICES = ("booth", "expo", "warehouse", "bureau")
+SERVICES = ("booth", "expo", "warehouse", "bureau", "notify")
 DEFAULT_DEADLINE_SECONDS = 30.0
 AUTHORIZATION = "authorization"
 
@@ -136,6 +137,10 @@ class Platform:
     def bureau(self) -> bureau_grpc.BureauServiceStub:
         return bureau_grpc.BureauServiceStub(self._channel("bureau"))
 
+    @property
+    def notify(self) -> notify_grpc.NotifyServiceStub:
+        return notify_grpc.NotifyServiceStub(self._channel("notify"))
+
     async def call(self, method: Callable[..., Awaitable[Reply]], request: Message) -> Reply:
         """One unary call with the deadline and metadata every call carries."""
         try:
@@ -153,11 +158,19 @@ class Platform:
         request: Message,
         *,
         for_seconds: float | None,
+        opened: Callable[[], None] | None = None,
     ) -> AsyncIterator[Any]:
         """The replies of a server stream for ``for_seconds`` (None: until cancelled); the
-        end of that time ends the stream quietly, since the caller asked for it."""
+        end of that time ends the stream quietly, since the caller asked for it.
+        ``opened`` is called once the service has accepted the stream (its headers came),
+        before any reply: from then on nothing made is missed."""
         call = method(request, timeout=for_seconds, metadata=call_metadata(self.endpoints.token))
         try:
+            if opened is not None:
+                await call.initial_metadata()
+                # A refused call ends without headers of its own: the loop raises its error.
+                if not call.done():
+                    opened()
             async for reply in call:
                 yield reply
         except grpc.aio.AioRpcError as error:

@@ -171,10 +171,11 @@ def show_all_pages(
     title: str,
     columns: Sequence[Column],
     json_output: bool,
-) -> None:
+) -> Message:
     """A list RPC's ``items`` (the name of its reply's repeated field) over as many
     pages of ``page_size`` as ``limit`` asks: the API's reply with --json, else a table
-    of ``columns``; and, when the list was cut short, how to see more."""
+    of ``columns``; and, when the list was cut short, how to see more. Returns the reply,
+    for what a command says after the table."""
     reply = run(
         ctx,
         lambda p: _every_page(
@@ -188,6 +189,7 @@ def show_all_pages(
     )
     show(reply, json_output, listing(title, columns, getattr(reply, items)))
     more_hint(reply.next_page_token, json_output)  # type: ignore[attr-defined]
+    return reply
 
 
 def more_hint(next_page_token: str, json_output: bool) -> None:

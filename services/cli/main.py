@@ -6,13 +6,14 @@ from typing import Annotated
 
 import typer
 
-from cli import account, bureau, buyer, events, exporter, operator
+from cli import account, bureau, buyer, events, exporter, notifications, operator
 from cli.connection import DEFAULT_DEADLINE_SECONDS, SERVICES, Overrides
 from cli.failures import EXIT_CODES_HELP
 
 HELP = """\
 Chuhai from the command line: exporters, overseas buyers, warehouse operators and the
-commerce bureau each have their command group; `events` reads the event topics.
+commerce bureau each have their command group; `notifications`, `preferences` and
+`webhooks` are everyone's own; `events` reads the event topics.
 
 Every call carries your token from the bureau's identity provider: it says who you
 are (role, and the firm, buyer or warehouse operator you act for), so no command asks
@@ -30,9 +31,10 @@ EPILOG = f"""\
 0600). `chuhai logout` removes it.
 
 [bold]Where the platform is[/bold]: the services' own environment variables
-BOOTH_GRPC_TARGET, EXPO_GRPC_TARGET, WAREHOUSE_GRPC_TARGET, BUREAU_GRPC_TARGET (else
-GRPC_HOST and the *_GRPC_PORT), BUREAU_WEB_HOST and BUREAU_WEB_PORT (or BUREAU_WEB_URL)
-and KAFKA_BOOTSTRAP_SERVERS, unless the options above say otherwise.
+BOOTH_GRPC_TARGET, EXPO_GRPC_TARGET, WAREHOUSE_GRPC_TARGET, BUREAU_GRPC_TARGET,
+NOTIFY_GRPC_TARGET (else GRPC_HOST and the *_GRPC_PORT), BUREAU_WEB_HOST and
+BUREAU_WEB_PORT (or BUREAU_WEB_URL) and KAFKA_BOOTSTRAP_SERVERS, unless the options above
+say otherwise.
 
 [bold]Examples[/bold]
 
@@ -40,7 +42,8 @@ and KAFKA_BOOTSTRAP_SERVERS, unless the options above say otherwise.
   chuhai exporter show
   chuhai --token "$OFFICER_JWT" exporter show --credit-code 91411000MA9XXXXXXX
   chuhai --booth-target booth.example:50051 bureau fair show canton-139 --json
-  chuhai bureau watch"""
+  chuhai bureau watch
+  chuhai notifications list --unread"""
 
 app = typer.Typer(
     name="chuhai",
@@ -55,6 +58,9 @@ app.add_typer(exporter.app, name="exporter")
 app.add_typer(buyer.app, name="buyer")
 app.add_typer(operator.app, name="operator")
 app.add_typer(bureau.app, name="bureau")
+app.add_typer(notifications.app, name="notifications", rich_help_panel="Everyone's own")
+app.add_typer(notifications.preferences_app, name="preferences", rich_help_panel="Everyone's own")
+app.add_typer(notifications.webhooks_app, name="webhooks", rich_help_panel="Everyone's own")
 app.add_typer(events.app, name="events")
 app.command(rich_help_panel="Who you are")(account.login)
 app.command(rich_help_panel="Who you are")(account.logout)
@@ -77,6 +83,7 @@ def connect(
     expo_target: Annotated[str, _target("expo")] = "",
     warehouse_target: Annotated[str, _target("warehouse")] = "",
     bureau_target: Annotated[str, _target("bureau")] = "",
+    notify_target: Annotated[str, _target("notify")] = "",
     bureau_web_url: Annotated[
         str,
         typer.Option(
@@ -117,7 +124,11 @@ def connect(
     ] = DEFAULT_DEADLINE_SECONDS,
 ) -> None:
     given = dict(
-        zip(SERVICES, (booth_target, expo_target, warehouse_target, bureau_target), strict=True)
+        zip(
+            SERVICES,
+            (booth_target, expo_target, warehouse_target, bureau_target, notify_target),
+            strict=True,
+        )
     )
     ctx.obj = Overrides(
         targets={service: target for service, target in given.items() if target},

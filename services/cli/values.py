@@ -13,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from chuhai.booth.v1 import resources_pb2 as booth_res
 from chuhai.expo.v1 import resources_pb2 as expo_res
+from chuhai.notify.v1 import resources_pb2 as notify_res
 from chuhai.warehouse.v1 import resources_pb2 as warehouse_res
 from runtime.adapters.timestamps import timestamp
 
@@ -31,6 +32,21 @@ class ProtoChoices:
         ]
         self.enum: type[enum.Enum] = enum.Enum(name, {word: word for word in words})  # type: ignore[misc]
 
+    @property
+    def words(self) -> list[str]:
+        return [member.value for member in self.enum]
+
+    def number_of_word(self, word: str) -> int | None:
+        """The proto value of a word as people may write it (booth-allocated,
+        BOOTH_ALLOCATED, NOTIFICATION_KIND_BOOTH_ALLOCATED); None when it names none."""
+        normal = word.strip().upper().replace("-", "_").removeprefix(self._prefix)
+        if not normal or normal == "UNSPECIFIED":
+            return None
+        try:
+            return self._wrapper.Value(self._prefix + normal)
+        except ValueError:
+            return None
+
     def number(self, choice: enum.Enum | None) -> int:
         """The proto value of a choice; 0 (unspecified) for none."""
         if choice is None:
@@ -46,6 +62,8 @@ INTENT_STATES = ProtoChoices(expo_res.IntentState, "IntentState")
 LOGISTICS_SERVICES = ProtoChoices(warehouse_res.LogisticsService, "LogisticsService")
 OPERATOR_KINDS = ProtoChoices(warehouse_res.OperatorKind, "OperatorKind")
 RESERVATION_STATUSES = ProtoChoices(warehouse_res.ReservationStatus, "ReservationStatus")
+NOTIFICATION_KINDS = ProtoChoices(notify_res.NotificationKind, "NotificationKind")
+CHANNELS = ProtoChoices(notify_res.Channel, "Channel")
 
 # Names Typer can read in a signature.
 BoothType = BOOTH_TYPES.enum
@@ -56,6 +74,7 @@ IntentState = INTENT_STATES.enum
 LogisticsService = LOGISTICS_SERVICES.enum
 OperatorKind = OPERATOR_KINDS.enum
 ReservationStatus = RESERVATION_STATUSES.enum
+NotificationKind = NOTIFICATION_KINDS.enum
 
 
 def money(text: str) -> expo_res.Money:
@@ -122,3 +141,47 @@ def product(text: str) -> booth_res.Product:
     if not separator:
         raise typer.BadParameter(f"{text!r}: give HS-CODE:NAME, e.g. '670420:human hair wigs'")
     return booth_res.Product(hs_code=hs_code.strip(), name=name.strip())
+
+
+# Kinds whose channels `preferences set --kind` puts back to the default: in-app, e-mail
+# when an address is set, and every webhook subscribed.
+DEFAULT_CHANNELS = "default"
+NO_CHANNEL = "none"
+
+
+def kind_channels(text: str) -> tuple[int, list[int] | None]:
+    """ "booth-allocated=in-app,email" as a notification kind and its channels: "KIND="
+    or "KIND=none" turns the kind off (no channels), "KIND=default" gives it the default
+    channels again (None)."""
+    kind_word, separator, channel_words = text.partition("=")
+    kind = NOTIFICATION_KINDS.number_of_word(kind_word)
+    if not separator or kind is None:
+        raise typer.BadParameter(
+            f"{text!r}: give KIND=CHANNELS, e.g. booth-allocated=in-app,email; kinds: "
+            + ", ".join(NOTIFICATION_KINDS.words)
+        )
+    words = [word.strip() for word in channel_words.split(",") if word.strip()]
+    if [word.lower() for word in words] == [DEFAULT_CHANNELS]:
+        return kind, None
+    if [word.lower() for word in words] in ([], [NO_CHANNEL]):
+        return kind, []
+    channels = []
+    for word in words:
+        channel = CHANNELS.number_of_word(word)
+        if channel is None:
+            raise typer.BadParameter(
+                f"{word!r} is no channel: give {', '.join(CHANNELS.words)}, "
+                f"'{NO_CHANNEL}' or '{DEFAULT_CHANNELS}'"
+            )
+        if channel not in channels:
+            channels.append(channel)
+    return kind, channels
+
+
+def quiet_hours(text: str) -> tuple[str, str]:
+    """ "22:00-08:00" as its start and end (HH:MM, 24-hour clock; the service checks
+    them). A start after the end spans midnight."""
+    start, separator, end = text.partition("-")
+    if not separator or not start.strip() or not end.strip():
+        raise typer.BadParameter(f"{text!r}: give START-END, e.g. 22:00-08:00")
+    return start.strip(), end.strip()

@@ -1,24 +1,37 @@
 """Who may read the bureau's figures, over a real gRPC server and the real dashboard:
 officers only, at both doors. Every BureauService method by every role (and no token);
-the dashboard's bearer tokens, its login link and its session cookie."""
+the dashboard's bearer tokens, its login link and its session cookie; the bell, without
+notify and, in a real browser, with a notify of the test's that then stops."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 import grpc
 import pytest
 
+from bureau.figures import BureauFigures
 from bureau.grpc_api import ACCESS
 from bureau.host import BureauHost
+from bureau.live import LiveStats
+from bureau.web import Bell, WebServer
 from chuhai.bureau.v1 import bureau_service_pb2 as pb
 from chuhai.bureau.v1 import bureau_service_pb2_grpc as pb_grpc
+from chuhai.notify.v1 import resources_pb2 as notify_res
+from runtime.adapters.grpc_client import service_channel
 from runtime.adapters.tokens import DevelopmentKeys
 from runtime.kernel.identity import Role
 from tests.conftest import Infrastructure, settings_for
 from tests.identity import Identities, Metadata
+from tests.unit.test_bureau_web import verifier_of
+from tests.unit.test_cli import StandInNotify, serving
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +51,7 @@ PARTIES = {
     Role.SERVICE: "expo",
 }
 WEB_PATHS = ("/", "/api/stats", "/api/dashboard", "/api/report.csv", "/api/report.xlsx")
+CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +213,146 @@ async def test_web_an_expired_token_in_the_cookie_is_401(
     ):
         assert reply.status == 401
         assert "token expired" in (await reply.json())["detail"]
+
+
+# The bell ---------------------------------------------------------------------------------
+
+
+async def test_the_bell_without_notify_is_503_while_the_figures_answer(
+    bureau: BureauHost, identities: Identities
+) -> None:
+    """The module's bureau has no notify to reach: the bell says so, for officers only,
+    and the figures answer as ever."""
+    officer = bearer(identities.token(Role.OFFICER, subject="officer-1"))
+    exporter = bearer(identities.token(Role.EXPORTER, PARTIES[Role.EXPORTER]))
+    async with session() as http:
+        async with http.get(url_of(bureau, "/api/notifications"), headers=officer) as reply:
+            assert reply.status == 503
+            assert (await reply.json())["error"] == "Notifications unavailable"
+        async with http.post(url_of(bureau, "/api/notifications/read"), headers=officer) as reply:
+            assert reply.status == 503
+        async with http.get(url_of(bureau, "/api/dashboard"), headers=officer) as reply:
+            assert reply.status == 200 and "headline" in await reply.json()
+        for method, path in (("GET", "/api/notifications"), ("POST", "/api/notifications/read")):
+            async with http.request(method, url_of(bureau, path)) as reply:
+                assert reply.status == 401
+            async with http.request(method, url_of(bureau, path), headers=exporter) as reply:
+                assert reply.status == 403
+
+
+async def test_the_bell_in_a_browser_counts_lists_marks_read_and_survives_notify_going_down(
+    identity_keys: DevelopmentKeys, identities: Identities, tmp_path: Path
+) -> None:
+    """On a phone-sized window in Chinese: the badge counts the unread, the dropdown
+    lists them newest first, "mark all read" marks them (the browser's own POST passes
+    the Origin check), and with notify stopped the badge shows "—" while the page stays
+    signed in."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+    notify = StandInNotify()
+    notify.add(
+        "配额已满 canton-139 标准展位", body="43/43 个展位已分配。", read=True, minutes_ago=90
+    )
+    notify.add(
+        "分配完成 canton-139",
+        kind=notify_res.NOTIFICATION_KIND_ALLOCATION_COMPLETED,
+        body="分配 43 个 候补 12 个",
+        minutes_ago=3,
+    )
+    notify.add(
+        "每日摘要",
+        kind=notify_res.NOTIFICATION_KIND_DAILY_DIGEST,
+        body="昨日新增采购意向 120 条。",
+        minutes_ago=1,
+    )
+    token = identities.token(Role.OFFICER, subject="officer-1")
+    with contextlib.ExitStack() as notify_running:
+        target = notify_running.enter_context(serving(notify))
+        channel = service_channel(target)
+        web = WebServer(
+            LiveStats(BureauFigures()),
+            "127.0.0.1",
+            0,
+            verifier_of(identity_keys),
+            bell=Bell(channel),
+        )
+        await web.start()
+        try:
+            seen = await asyncio.to_thread(
+                look_at_the_bell,
+                f"http://127.0.0.1:{web.port}",
+                token,
+                tmp_path,
+                stop_notify=notify_running.close,
+            )
+        finally:
+            await web.stop()
+            await channel.close()
+    assert seen["titles"] == ["每日摘要", "分配完成 canton-139", "配额已满 canton-139 标准展位"]
+    assert seen["classes"] == ["unread", "unread", "read"]
+    # Times as a reader reads them, never raw ISO strings.
+    assert all(time == "just now" or time.endswith(" ago") for time in seen["times"])
+    assert seen["times"][-1] == "1 h 30 min ago"
+    assert seen["overflow"] <= 0, "the page scrolls sideways with the bell open"
+    assert seen["after_marking"] == ["read", "read", "read"]
+    [(request, used)] = notify.requests("MarkRead")
+    assert request.all and used == token
+    assert {used for _, used in notify.requests("ListNotifications")} == {token}
+    assert "通知服务暂不可用" in seen["down_text"]
+    assert seen["dashboard_status"] == 200 and seen["signed_out_hidden"]
+
+
+def look_at_the_bell(
+    url: str, token: str, screenshots: Path, *, stop_notify: Callable[[], None]
+) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    seen: dict[str, Any] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page(
+                viewport={"width": 400, "height": 800},
+                locale="zh-CN",
+                timezone_id="Europe/Berlin",
+            )
+            page.goto(f"{url}/login?token={token}")
+            count = "document.getElementById('bell_count').textContent"
+            page.wait_for_function(f"{count} === '2'", timeout=10_000)
+            page.click("#bell")
+            page.wait_for_selector("#bell_list li", timeout=10_000)
+            items = page.eval_on_selector_all(
+                "#bell_list li",
+                """items => items.map(item => ({
+                    title: item.querySelector("b").textContent,
+                    className: item.className,
+                    time: item.querySelector("time").textContent}))""",
+            )
+            seen["titles"] = [item["title"] for item in items]
+            seen["classes"] = [item["className"] for item in items]
+            seen["times"] = [item["time"] for item in items]
+            seen["overflow"] = page.evaluate("document.scrollingElement.scrollWidth - innerWidth")
+            page.screenshot(path=screenshots / "bell-400x800.png")
+
+            page.click("#mark_all_read")
+            page.wait_for_function(f"{count} === '0'", timeout=10_000)
+            seen["after_marking"] = page.eval_on_selector_all(
+                "#bell_list li", "items => items.map(item => item.className)"
+            )
+
+            stop_notify()
+            # Closing and opening the dropdown asks at once, not at the next poll.
+            page.click("#bell")
+            page.click("#bell")
+            page.wait_for_function(f"{count} === '\N{EM DASH}'", timeout=10_000)
+            seen["down_text"] = page.text_content("#bell_panel")
+            seen["dashboard_status"] = page.evaluate(
+                "fetch('/api/dashboard').then(reply => reply.status)"
+            )
+            seen["signed_out_hidden"] = page.is_hidden("#signed_out")
+        finally:
+            browser.close()
+    return seen

@@ -1,10 +1,11 @@
-"""The installed `chuhai` command, run as a subprocess against the four services running
+"""The installed `chuhai` command, run as a subprocess against the five services running
 in-process on their own Kafka broker: every command once, in the order people use them,
 each person with their own token (CHUHAI_TOKEN, or the one `chuhai login` saved)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -17,13 +18,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 import booth.grpc_api
 import expo.grpc_api
 import warehouse.grpc_api
 from bureau.host import BureauHost
+from cli.notifications import WATCHING
 from launcher.embedded import EmbeddedInfrastructure
+from notify.host import NotifyHost
 from runtime.adapters.service import ServiceHost
 from runtime.adapters.tokens import DevelopmentKeys
 from runtime.adapters.topics import provision_topics
@@ -75,6 +79,35 @@ class Running:
         assert outcome.code == 0, f"chuhai {' '.join(args)}: {outcome.stderr}"
         return outcome
 
+    @contextlib.asynccontextmanager
+    async def watching(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> AsyncIterator[asyncio.subprocess.Process]:
+        """`chuhai notifications watch ...` in the background, once it says its watch is
+        on (nothing made from then on is missed); killed if still running at the end."""
+        process = await asyncio.create_subprocess_exec(
+            str(CHUHAI),
+            "notifications",
+            "watch",
+            *args,
+            env={**self.env, **(env or {})},
+            cwd=self.workdir,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert process.stderr is not None
+            said = b""
+            while WATCHING.encode() not in said:
+                line = await asyncio.wait_for(process.stderr.readline(), 60)
+                assert line, f"the watch ended: {said.decode()}"
+                said += line
+            yield process
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
 
 def as_(token: str) -> dict[str, str]:
     """The environment of a command run by the bearer of ``token``."""
@@ -103,6 +136,12 @@ async def running(
             bureau_web_port=0,
             bureau_consumer_group=f"bureau-{unique}",
         )
+        notify_host = NotifyHost(
+            settings.model_copy(update={"notify_consumer_group": f"notify-{unique}"})
+        )
+        await notify_host.start()
+        # The dashboard's bell asks this notify.
+        settings = settings.model_copy(update={"notify_grpc_target": notify_host.server.address})
         booth_host = ServiceHost("booth", booth.grpc_api.build, settings)
         warehouse_host = ServiceHost("warehouse", warehouse.grpc_api.build, settings)
         bureau_host = BureauHost(settings)
@@ -119,7 +158,7 @@ async def running(
             ),
         )
         await expo_host.start()
-        hosts = (expo_host, booth_host, warehouse_host, bureau_host)
+        hosts = (expo_host, booth_host, warehouse_host, bureau_host, notify_host)
         try:
             assert bureau_host.web is not None
             env = {
@@ -128,6 +167,7 @@ async def running(
                 "EXPO_GRPC_TARGET": expo_host.server.address,
                 "WAREHOUSE_GRPC_TARGET": warehouse_host.server.address,
                 "BUREAU_GRPC_TARGET": bureau_host.server.address,
+                "NOTIFY_GRPC_TARGET": notify_host.server.address,
                 "BUREAU_WEB_HOST": "127.0.0.1",
                 "BUREAU_WEB_PORT": str(bureau_host.web.port),
                 "KAFKA_BOOTSTRAP_SERVERS": broker.kafka_bootstrap_servers,
@@ -146,7 +186,10 @@ async def running(
 
 
 GROUPS = {
-    (): ["exporter", "buyer", "operator", "bureau", "events", "login", "logout", "whoami"],
+    (): [
+        "exporter", "buyer", "operator", "bureau", "notifications", "preferences",
+        "webhooks", "events", "login", "logout", "whoami",
+    ],
     ("exporter",): [
         "register", "show", "apply", "applications", "withdraw", "join", "publish",
         "intents", "answer", "warehouses", "book",
@@ -157,6 +200,9 @@ GROUPS = {
     ("bureau", "fair"): ["template", "create", "open", "show"],
     ("bureau", "expo"): ["create", "open"],
     ("events",): ["topics", "tail"],
+    ("notifications",): ["list", "unread", "read", "watch"],
+    ("preferences",): ["show", "set"],
+    ("webhooks",): ["add", "list", "enable", "remove", "deliveries"],
 }  # fmt: skip
 
 
@@ -528,3 +574,133 @@ def _bad_fair_file(workdir: Path) -> Path:
     path = workdir / "bad-fair.yaml"
     path.write_text("fair_id: bad\nquotas: 3\n")
     return path
+
+
+async def test_notifications_preferences_and_webhooks_through_the_command_line(
+    running: Running, identities: Identities
+) -> None:
+    """An exporter hears of its application and its booth, on a watch and in its list;
+    nobody else does. Its webhook's delivery shows in the log, its preferences change
+    only where it asks. The bureau's bell reaches the same notify with the officer's
+    token."""
+    ok = running.ok
+    officer = as_(identities.token(Role.OFFICER, subject="officer-1"))
+    fair_id = f"notify-{uuid.uuid4().hex[:6]}"
+    fair_path = running.workdir / f"{fair_id}.yaml"
+    fair_path.write_text((await ok("bureau", "fair", "template", "--fair-id", fair_id)).stdout)
+    await ok("bureau", "fair", "create", str(fair_path), env=officer)
+    await ok("bureau", "fair", "open", fair_id, env=officer)
+    firm, bystander = random_credit_code(), random_credit_code()
+    exporter = as_(identities.token(Role.EXPORTER, firm))
+    await ok(
+        "exporter", "register", "--name", "许昌通知发制品", "--product", "670420:human hair wigs",
+        env=exporter,
+    )  # fmt: skip
+    hook = (
+        await ok(
+            "webhooks", "add", "http://127.0.0.1:9/chuhai", "--kind", "booth-allocated",
+            "--json", env=exporter,
+        )
+    ).json()  # fmt: skip
+    assert hook["secret"] and hook["webhook"]["enabled"]
+    hook_id = hook["webhook"]["webhook_id"]
+
+    # Watching before applying: the application's score arrives on the watch.
+    async with running.watching("--count", "1", "--json", env=exporter) as watch:
+        applied = await ok("exporter", "apply", fair_id, "--hs-code", "670420", "--json",
+                           env=exporter)  # fmt: skip
+        application_id = applied.json()["application"]["application_id"]
+        out, err = await asyncio.wait_for(watch.communicate(), 60)
+    assert watch.returncode == 0, err.decode()
+    watched = json.loads(out)
+    assert watched["notification"]["kind"] == "NOTIFICATION_KIND_APPLICATION_SCORED"
+    assert application_id in watched["notification"]["facts"].values()
+
+    await ok("bureau", "allocate", fair_id, env=officer)
+
+    async def kinds() -> list[str]:
+        listed = (await ok("notifications", "list", "--json", env=exporter)).json()
+        return sorted(n["kind"] for n in listed["notifications"])
+
+    await eventually(
+        kinds,
+        equals=["NOTIFICATION_KIND_APPLICATION_SCORED", "NOTIFICATION_KIND_BOOTH_ALLOCATED"],
+        within_seconds=60,
+        every=0.5,
+    )
+    table = await ok("notifications", "list", "--unread", env=exporter)
+    assert "booth-allocated" in table.stdout and "2 unread." in table.stdout
+    unread = (await ok("notifications", "unread", "--json", env=exporter)).json()
+    assert unread == {"unread_count": 2}
+    marked = (await ok("notifications", "read", "--all", "--json", env=exporter)).json()
+    assert marked == {"marked": 2, "unread_count": 0}
+    # Another firm reads none of them.
+    others = as_(identities.token(Role.EXPORTER, bystander))
+    assert (await ok("notifications", "list", "--json", env=others)).json()["notifications"] == []
+
+    # The booth allocated went to the webhook too; nothing listens there, so it waits.
+    async def attempted() -> bool:
+        log = (
+            await ok("webhooks", "deliveries", "--webhook", hook_id, "--json", env=exporter)
+        ).json()["deliveries"]
+        return bool(log) and log[0]["attempts"] >= 1
+
+    await eventually(attempted, equals=True, within_seconds=60, every=0.5)
+    [delivery] = (await ok("webhooks", "deliveries", "--json", env=exporter)).json()["deliveries"]
+    assert (delivery["channel"], delivery["target"]) == ("CHANNEL_WEBHOOK", hook_id)
+    assert delivery["status"] in ("DELIVERY_STATUS_PENDING", "DELIVERY_STATUS_FAILED")
+    assert delivery["last_error"]
+    listed = (await ok("webhooks", "list", "--json", env=exporter)).json()["webhooks"]
+    assert [w["webhook_id"] for w in listed] == [hook_id]
+    await ok("webhooks", "enable", hook_id, env=exporter)
+    await ok("webhooks", "remove", hook_id, env=exporter)
+    assert (await running.chuhai("webhooks", "remove", hook_id, env=exporter)).code == 4
+    refused_url = await running.chuhai("webhooks", "add", "http://erp.example.com/", env=exporter)
+    assert refused_url.code == 3 and "url (URL)" in refused_url.stderr
+
+    # Preferences: only what is given changes.
+    updated = (
+        await ok(
+            "preferences", "set", "--language", "en", "--email", "export@example.com",
+            "--kind", "daily-digest=none", "--fair-heading", "6704", "--json", env=exporter,
+        )
+    ).json()["preferences"]  # fmt: skip
+    assert (updated["language"], updated["email"]) == ("en", "export@example.com")
+    assert updated["fair_hs_headings"] == ["6704"]
+    assert updated["kinds"] == [{"kind": "NOTIFICATION_KIND_DAILY_DIGEST", "channels": []}]
+    hours = (
+        await ok(
+            "preferences", "set", "--quiet-hours", "22:00-08:00", "--time-zone",
+            "Asia/Shanghai", "--json", env=exporter,
+        )
+    ).json()["preferences"]  # fmt: skip
+    assert hours["quiet_hours"] == {"start": "22:00", "end": "08:00", "time_zone": "Asia/Shanghai"}
+    assert (hours["language"], hours["fair_hs_headings"]) == ("en", ["6704"])
+    shown = (await ok("preferences", "show", "--json", env=exporter)).json()["preferences"]
+    assert shown == hours
+    wrong = await running.chuhai(
+        "preferences", "set", "--quiet-hours", "25:00-08:00", "--time-zone", "Mars/Olympus",
+        env=exporter,
+    )  # fmt: skip
+    assert wrong.code == 3, wrong.stderr
+    assert "quiet_hours" in wrong.stderr and "time_zone" in wrong.stderr
+
+    # Who may not: a service, and nobody.
+    service = as_(identities.token(Role.SERVICE, "expo", subject="expo"))
+    assert (await running.chuhai("notifications", "list", env=service)).code == 7
+    assert (await running.chuhai("notifications", "unread")).code == 8
+
+    # The bureau's bell: the dashboard asks notify with the officer's own token.
+    dashboard = f"http://{running.env['BUREAU_WEB_HOST']}:{running.env['BUREAU_WEB_PORT']}"
+    officer_token = officer["CHUHAI_TOKEN"]
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+        http.get(
+            f"{dashboard}/api/notifications",
+            headers={"Authorization": f"Bearer {officer_token}"},
+        ) as reply,
+    ):
+        assert reply.status == 200, await reply.text()
+        bell = await reply.json()
+    assert isinstance(bell["unread_count"], int)
+    assert all(n["kind"] != "BOOTH_ALLOCATED" for n in bell["notifications"])

@@ -1,14 +1,20 @@
 """The bureau's web app: the dashboard page is self-contained, /api/dashboard carries the
-names the page shows, /api/stats keeps its promised keys. (The page itself is looked at
-in a real browser by tests/integration/test_demo.py.)"""
+names the page shows, /api/stats keeps its promised keys, and the bell's endpoints ask a
+notify service (a real gRPC server of the test's) with the officer's own token. (The page
+itself is looked at in a real browser by tests/integration/test_demo.py, the bell by
+tests/integration/test_bureau_access.py.)"""
 
 from __future__ import annotations
 
 import re
+import socket
 import ssl
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
+import grpc
 import pytest
 import trustme
 from aiohttp.test_utils import TestClient, TestServer
@@ -18,12 +24,14 @@ from bureau.live import LiveStats
 from bureau.messages import dashboard_json
 from bureau.projections.expo import UNKNOWN
 from bureau.regions import REGION_NAMES, REGIONS, UNKNOWN_REGION, country_name
-from bureau.web import WebServer, build_web_app
+from bureau.web import Bell, WebServer, build_web_app
 from runtime.adapters.auth import FileKeySet, TokenVerifier
+from runtime.adapters.grpc_client import service_channel
 from runtime.adapters.tokens import DevelopmentKeys
 from runtime.kernel.identity import Role
 from tests.identity import TEST_AUDIENCE, TEST_ISSUER, Identities
 from tests.unit.test_bureau_aggregates import applied, intent_submitted, warehouse_registered
+from tests.unit.test_cli import StandInNotify, serving
 
 # Every key the dashboard read before names were added; none may go.
 DASHBOARD_KEYS = {
@@ -128,7 +136,15 @@ def test_country_names_are_iso_common_names(code: str, name: str | None) -> None
 
 # Officers only ------------------------------------------------------------------------------
 
-EVERY_PATH = ("/", "/api/stats", "/api/dashboard", "/api/report.csv", "/api/report.xlsx", "/x")
+EVERY_PATH = (
+    "/",
+    "/api/stats",
+    "/api/dashboard",
+    "/api/report.csv",
+    "/api/report.xlsx",
+    "/api/notifications",
+    "/x",
+)
 
 
 @pytest.fixture
@@ -265,3 +281,167 @@ async def test_over_tls_the_session_cookie_is_secure(
             assert reply.cookies["chuhai_session"]["secure"]
     finally:
         await web_server.stop()
+
+
+# The bell -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Bureau:
+    """The dashboard's app with its bell on a notify service of the test's."""
+
+    client: TestClient
+    notify: StandInNotify
+    officer: str
+
+
+@pytest.fixture
+async def bureau(identity_keys: DevelopmentKeys, identities: Identities) -> AsyncIterator[Bureau]:
+    notify = StandInNotify()
+    with serving(notify) as target:
+        channel = service_channel(target)
+        app = build_web_app(
+            LiveStats(figures_of_three_countries()),
+            verifier_of(identity_keys),
+            bell=Bell(channel),
+        )
+        try:
+            async with TestClient(TestServer(app)) as client:
+                yield Bureau(client, notify, identities.token(Role.OFFICER, subject="officer-1"))
+        finally:
+            await channel.close()
+
+
+def same_origin(client: TestClient) -> dict[str, str]:
+    """The Origin a browser sends with a request of the dashboard's own page."""
+    return {"Origin": str(client.make_url("/")).rstrip("/")}
+
+
+async def test_the_bell_shows_the_latest_ten_asked_for_with_the_officers_own_token(
+    bureau: Bureau,
+) -> None:
+    for n in range(12):
+        bureau.notify.add(f"通知 {n}", read=n < 3, minutes_ago=12 - n)
+    reply = await bureau.client.get("/api/notifications", headers=bearer(bureau.officer))
+    assert reply.status == 200 and reply.headers["Cache-Control"] == "no-store"
+    body = await reply.json()
+    assert body["unread_count"] == 9
+    assert [n["title"] for n in body["notifications"]] == [f"通知 {n}" for n in range(11, 1, -1)]
+    newest = body["notifications"][0]
+    assert newest.keys() == {"notification_id", "kind", "title", "body", "created_at", "read"}
+    assert (newest["kind"], newest["read"]) == ("QUOTA_FILLED", False)
+    assert body["notifications"][-1]["read"] is True
+    assert abs(datetime.fromisoformat(newest["created_at"]) - datetime.now(UTC)) < timedelta(
+        minutes=5
+    )
+    [(request, token)] = bureau.notify.requests("ListNotifications")
+    assert token == bureau.officer and request.page_size == 10
+
+
+async def test_a_signed_in_browser_s_bell_calls_notify_with_the_session_s_token(
+    bureau: Bureau, identities: Identities
+) -> None:
+    token = identities.token(Role.OFFICER, subject="officer-2", ttl_seconds=600)
+    login = await bureau.client.get(f"/login?token={token}", allow_redirects=False)
+    assert login.status == 303
+    assert (await bureau.client.get("/api/notifications")).status == 200
+    bureau.notify.add("配额已满")
+    marked = await bureau.client.post(
+        "/api/notifications/read", json={}, headers=same_origin(bureau.client)
+    )
+    assert marked.status == 200, await marked.text()
+    assert await marked.json() == {"marked": 1, "unread_count": 0}
+    [(_, listed_with)] = bureau.notify.requests("ListNotifications")
+    [(request, marked_with)] = bureau.notify.requests("MarkRead")
+    assert listed_with == marked_with == token
+    assert request.all and not request.notification_ids and request.request_id
+
+
+async def test_marking_read_with_the_cookie_needs_the_dashboard_s_own_origin(
+    bureau: Bureau, identities: Identities
+) -> None:
+    token = identities.token(Role.OFFICER, ttl_seconds=600)
+    await bureau.client.get(f"/login?token={token}", allow_redirects=False)
+    for headers in ({}, {"Origin": "https://evil.example"}, {"Origin": "null"}):
+        refused = await bureau.client.post("/api/notifications/read", headers=headers)
+        assert refused.status == 403, headers
+        assert "dashboard's own page" in (await refused.json())["detail"]
+    assert bureau.notify.requests("MarkRead") == []
+    # A bearer token is never sent by a browser on its own: no Origin needed.
+    scripted = await bureau.client.post("/api/notifications/read", headers=bearer(bureau.officer))
+    assert scripted.status == 200
+    [(_, used)] = bureau.notify.requests("MarkRead")
+    assert used == bureau.officer
+
+
+async def test_the_bell_admits_officers_only_and_never_calls_notify_for_others(
+    bureau: Bureau, identities: Identities
+) -> None:
+    anonymous = await bureau.client.get("/api/notifications")
+    assert anonymous.status == 401
+    assert (await bureau.client.post("/api/notifications/read")).status == 401
+    for token in (
+        identities.token(Role.EXPORTER, "91411000MA0000001X"),
+        identities.token(Role.BUYER, "buyer-1"),
+        identities.token(Role.OPERATOR, "op-1"),
+        identities.token(Role.SERVICE, "expo", subject="expo"),
+    ):
+        for method in ("GET", "POST"):
+            path = "/api/notifications" if method == "GET" else "/api/notifications/read"
+            reply = await bureau.client.request(method, path, headers=bearer(token))
+            assert reply.status == 403, (method, token)
+    expired = identities.token(Role.OFFICER, ttl_seconds=-120)
+    assert (await bureau.client.get("/api/notifications", headers=bearer(expired))).status == 401
+    assert bureau.notify.calls == []
+
+
+async def test_what_notify_answers_is_told_in_the_http_status_of_the_bell(
+    bureau: Bureau,
+) -> None:
+    for status, http in (
+        (grpc.StatusCode.PERMISSION_DENIED, 403),
+        (grpc.StatusCode.UNAUTHENTICATED, 502),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+        (grpc.StatusCode.INTERNAL, 502),
+    ):
+        bureau.notify.refuse_with = status
+        reply = await bureau.client.get("/api/notifications", headers=bearer(bureau.officer))
+        assert reply.status == http, status
+        assert (await reply.json())["error"] == "Notifications unavailable"
+
+
+async def test_without_notify_the_bell_is_503_and_the_figures_are_unchanged(
+    identity_keys: DevelopmentKeys, identities: Identities
+) -> None:
+    """Nobody listening, a notify that never answers in time, and no notify at all: the
+    bell's endpoints answer 503 within the bell's deadline, the figures as before."""
+    officer = bearer(identities.token(Role.OFFICER))
+    hanging = StandInNotify()
+    hanging.delay_seconds = 30
+    with socket.socket() as unused, serving(hanging) as slow_target:
+        unused.bind(("127.0.0.1", 0))
+        down_target = f"127.0.0.1:{unused.getsockname()[1]}"
+        channels = [service_channel(down_target), service_channel(slow_target)]
+        bells = [Bell(channel, deadline_seconds=0.5) for channel in channels]
+        try:
+            for bell in (*bells, None):
+                app = build_web_app(
+                    LiveStats(figures_of_three_countries()), verifier_of(identity_keys), bell=bell
+                )
+                async with TestClient(
+                    TestServer(app), timeout=aiohttp.ClientTimeout(total=10)
+                ) as client:
+                    listed = await client.get("/api/notifications", headers=officer)
+                    assert listed.status == 503
+                    assert (await listed.json())["error"] == "Notifications unavailable"
+                    marked = await client.post("/api/notifications/read", headers=officer)
+                    assert marked.status == 503
+                    figures = await client.get("/api/dashboard", headers=officer)
+                    assert figures.status == 200
+                    assert await figures.json() == dashboard_json(figures_of_three_countries())
+        finally:
+            for channel in channels:
+                await channel.close()
+    assert [token for _, token in hanging.requests("ListNotifications")] == [
+        officer["Authorization"].removeprefix("Bearer ")
+    ]
