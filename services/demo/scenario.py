@@ -4,21 +4,30 @@ regions visit and send 7,442 purchase intents, overseas warehouses are registere
 booked. Each of them calls with a token of its own (demo.principals), as the bureau's
 identity provider would issue it. Every call carries a deterministic request id and the
 same content on every play (its dates count from the first play), so playing it again,
-on any day, changes nothing and the figures stay the case's."""
+on any day, changes nothing and the figures stay the case's.
+
+Notify tells people what happened to them: before the fair opens a few exporters give it
+an e-mail address (one reads English), and so do a few buyers before their intents are
+answered. Notify is not on the figures' path: a call to it that fails or is slow is
+logged and the play goes on, and `notified` reports afterwards what it made."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 import pycountry
+from google.protobuf.field_mask_pb2 import FieldMask
 from tqdm import tqdm
 
 from chuhai.booth.v1 import booth_service_pb2 as booth_pb
@@ -29,16 +38,22 @@ from chuhai.bureau.v1 import bureau_service_pb2_grpc as bureau_grpc
 from chuhai.expo.v1 import expo_service_pb2 as expo_pb
 from chuhai.expo.v1 import expo_service_pb2_grpc as expo_grpc
 from chuhai.expo.v1 import resources_pb2 as expo_res
+from chuhai.notify.v1 import notify_service_pb2 as notify_pb
+from chuhai.notify.v1 import notify_service_pb2_grpc as notify_grpc
+from chuhai.notify.v1 import resources_pb2 as notify_res
 from chuhai.warehouse.v1 import resources_pb2 as wh_res
 from chuhai.warehouse.v1 import warehouse_service_pb2 as wh_pb
 from chuhai.warehouse.v1 import warehouse_service_pb2_grpc as wh_grpc
-from demo.principals import OPERATOR_ID, Credentials
+from demo.principals import OFFICER, OPERATOR_ID, Credentials
 from runtime.adapters.grpc_client import service_channel
 from runtime.adapters.timestamps import timestamp
 from runtime.adapters.tokens import TokenIssuer
 from runtime.kernel.credit_code import ALPHABET, check_character
+from runtime.kernel.identity import Principal, Role
 
 T = TypeVar("T")
+
+log = logging.getLogger("chuhai.demo")
 
 BATCH = 500
 CONCURRENCY = 12
@@ -53,6 +68,13 @@ XUCHANG_DIVISION = "411000"
 DISTRICTS = ("魏都区", "建安区", "禹州市", "长葛市", "鄢陵县", "襄城县")
 # Days from the first play to the fair's application deadline.
 APPLICATION_DAYS = 15
+# Exporters (the first ones; the last of them reads English) and buyers who give notify
+# an e-mail address. Exporters hear of RFQs in the platform only: an RFQ reaches every
+# exhibitor of its HS heading, a few hundred each, which would bury the rest of their mail.
+EMAIL_EXPORTERS = 4
+EMAIL_BUYERS = 2
+# A call to notify that takes longer than this is given up: the demo does not wait for it.
+NOTIFY_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +115,59 @@ class Targets:
     expo: str
     warehouse: str
     bureau: str
+    # Empty: the play tells notify nothing and nobody is notified of it.
+    notify: str = ""
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Someone the demo's calls notify, with the notifications (and of them e-mails) the
+    play made for it at least. Lower bounds: notify also tells of what the play does not
+    count (scores, a fair opening, a quota filled)."""
+
+    role: Role
+    party: str = ""
+    email: str = ""
+    language: str = ""
+    notifications: int = 0
+    emails: int = 0
+
+    @property
+    def principal(self) -> Principal:
+        if self.role is Role.OFFICER:
+            return OFFICER
+        return Principal(
+            subject=f"{self.role.value}-{self.party}", role=self.role, party=self.party
+        )
+
+    @property
+    def label(self) -> str:
+        return "the bureau's officers" if self.role is Role.OFFICER else f"{self.role} {self.party}"
+
+
+@dataclass(frozen=True)
+class Played:
+    """The bureau's figures at the end of a play, and whom the play notified."""
+
+    figures: dict[str, int]
+    recipients: tuple[Recipient, ...] = ()
+
+    @property
+    def example_exporter(self) -> str:
+        """An exporter worth looking at: the first with an e-mail address."""
+        return next((r.party for r in self.recipients if r.role is Role.EXPORTER), "")
+
+
+@dataclass(frozen=True)
+class Notified:
+    """What notify holds for a play's recipients: unread notifications each, e-mails the
+    mail catcher caught (None without one), whether notify had caught up with the play
+    when the wait ended, and why notify could not be asked, if it could not."""
+
+    unread: tuple[tuple[Recipient, int], ...] = ()
+    emails: int | None = None
+    caught_up: bool = False
+    error: str = ""
 
 
 # (code, country, city, latitude, longitude, other countries it delivers to)
@@ -130,6 +205,9 @@ class Demo:
         self.expo = expo_grpc.ExpoServiceStub(channels["expo"])
         self.warehouse = wh_grpc.WarehouseServiceStub(channels["warehouse"])
         self.bureau = bureau_grpc.BureauServiceStub(channels["bureau"])
+        # Without notify (the bench's plays) nobody subscribes; the figures need none of it.
+        notify = channels.get("notify")
+        self.notify = notify_grpc.NotifyServiceStub(notify) if notify is not None else None
         self.scale = scale
         self.pace = pace
         self.credentials = credentials
@@ -139,6 +217,14 @@ class Demo:
         self.exporters: list[tuple[str, Industry]] = []
         self.products: dict[str, list[str]] = {}  # credit code -> product HS codes
         self.buyers: list[tuple[str, str]] = []  # (buyer id, country)
+        # Whom the play follows in notify: (role, party) -> (e-mail, language), and the
+        # notifications and e-mails its calls made for each at least.
+        self.followed: dict[tuple[Role, str], tuple[str, str]] = {
+            (Role.OFFICER, ""): ("", ""),
+            (Role.OPERATOR, OPERATOR_ID): ("", ""),
+        }
+        self.notifications: Counter[tuple[Role, str]] = Counter()
+        self.emails: Counter[tuple[Role, str]] = Counter()
 
     async def first_played(self) -> datetime:
         """When the case was first played on this platform: now, unless the fair exists.
@@ -158,6 +244,105 @@ class Demo:
             return datetime.now(UTC).replace(microsecond=0)
         deadline = reply.fair.booth_quotas[0].application_deadline.ToDatetime(UTC)
         return deadline - timedelta(days=APPLICATION_DAYS)
+
+    def _expect(self, role: Role, party: str, *, email: bool = True) -> None:
+        """Count a notification the last call made for a followed reader, and its e-mail
+        when the reader gave an address and takes this kind by e-mail."""
+        address = self.followed.get((role, party))
+        if address is None:
+            return
+        self.notifications[role, party] += 1
+        if email and address[0]:
+            self.emails[role, party] += 1
+
+    def recipients(self) -> tuple[Recipient, ...]:
+        return tuple(
+            Recipient(
+                role,
+                party,
+                email,
+                language,
+                self.notifications[role, party],
+                self.emails[role, party],
+            )
+            for (role, party), (email, language) in self.followed.items()
+        )
+
+    async def _tell_notify(self, what: str, calls: Sequence[Awaitable[Any]]) -> int:
+        """Run notify calls together, each within NOTIFY_TIMEOUT; return how many
+        succeeded. Failures are logged once and the play goes on: notify down or slow
+        costs the demo its notifications, never its figures."""
+        results = await asyncio.gather(
+            *(asyncio.wait_for(call, NOTIFY_TIMEOUT) for call in calls), return_exceptions=True
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        for error in failed:
+            if not isinstance(error, grpc.aio.AioRpcError | TimeoutError):
+                raise error
+        if failed:
+            first = failed[0]
+            reason = first.code().name if isinstance(first, grpc.aio.AioRpcError) else "timeout"
+            log.warning(
+                "notify did not take the demo's calls; the demo goes on without them",
+                extra={"what": what, "failed": len(failed), "calls": len(results), "first": reason},
+            )
+        return len(results) - len(failed)
+
+    def _preferences(
+        self, request_id: str, email: str, language: str, **more: Any
+    ) -> notify_pb.UpdatePreferencesRequest:
+        return notify_pb.UpdatePreferencesRequest(
+            request_id=request_id,
+            preferences=notify_res.Preferences(email=email, language=language, **more),
+            update_mask=FieldMask(paths=["email", "language", *more]),
+        )
+
+    async def subscribe_exporters(self) -> None:
+        """The first exporters give notify an address before the fair opens: they follow
+        the fair's headings of their products and hear of RFQs in the platform only."""
+        if self.notify is None:
+            return
+        count = min(EMAIL_EXPORTERS, len(self.exporters))
+        calls = []
+        for index, (code, _) in enumerate(self.exporters[:count]):
+            email = f"sales{index + 1:03d}@xuchang-exporters.example.com"
+            language = "en" if index == count - 1 else "zh"
+            self.followed[Role.EXPORTER, code] = (email, language)
+            request = self._preferences(
+                f"demo-preferences-{code}",
+                email,
+                language,
+                fair_hs_headings=sorted({hs[:4] for hs in self.products[code]}),
+                kinds=[
+                    notify_res.KindChannels(
+                        kind=notify_res.NOTIFICATION_KIND_RFQ_MATCHED,
+                        channels=[notify_res.CHANNEL_IN_APP],
+                    )
+                ],
+            )
+            calls.append(
+                self.notify.UpdatePreferences(
+                    request, timeout=NOTIFY_TIMEOUT, metadata=self.credentials.exporter(code)
+                )
+            )
+        done = await self._tell_notify("exporters' preferences", calls)
+        tqdm.write(f"exporters who gave notify an e-mail address: {done}", file=sys.stdout)
+
+    async def subscribe_buyers(self, buyer_ids: Sequence[str]) -> None:
+        if self.notify is None:
+            return
+        calls = []
+        for buyer_id in buyer_ids:
+            email = f"buyer-{buyer_id[:8]}@example.com"
+            self.followed[Role.BUYER, buyer_id] = (email, "en")
+            request = self._preferences(f"demo-preferences-{buyer_id}", email, "en")
+            calls.append(
+                self.notify.UpdatePreferences(
+                    request, timeout=NOTIFY_TIMEOUT, metadata=self.credentials.buyer(buyer_id)
+                )
+            )
+        done = await self._tell_notify("buyers' preferences", calls)
+        tqdm.write(f"buyers who gave notify an e-mail address: {done}", file=sys.stdout)
 
     async def _pause(self, seconds: float) -> None:
         if self.pace:
@@ -252,6 +437,7 @@ class Demo:
                 timeout=CALL_TIMEOUT,
                 metadata=self.credentials.exporter(exporter),
             )
+            self._expect(Role.OPERATOR, OPERATOR_ID)
 
         await self._each("warehouse bookings", list(range(3 * len(codes))), book)
 
@@ -293,6 +479,7 @@ class Demo:
             )
 
         await self._each("exporters registered", list(enumerate(self.exporters)), register)
+        await self.subscribe_exporters()
         now = self.started
         opens = (now + timedelta(days=45)).date()
         await self.booth.CreateFair(
@@ -367,6 +554,11 @@ class Demo:
             f"{result.newly_waitlisted} on the waitlist",
             file=sys.stdout,
         )
+        # The officers hear the run completed; each applicant, what became of its
+        # application (allocated, waitlisted or rejected).
+        self._expect(Role.OFFICER, "")
+        for code, _ in self.exporters:
+            self._expect(Role.EXPORTER, code)
 
     async def expo_opens(self) -> None:
         await self.expo.CreateEdition(
@@ -494,7 +686,9 @@ class Demo:
     async def intents(self) -> None:
         senders = self.rng.sample(self.buyers, self.scale.intents)
         deadline = timestamp(self.started + timedelta(days=30))
-        answers: list[tuple[str, str, bool]] = []
+        # (intent number, intent id, recipient answering, whether it quotes)
+        answers: list[tuple[int, str, str, bool]] = []
+        buyer_of: dict[str, str] = {}
 
         async def submit(item: tuple[int, tuple[str, str]]) -> None:
             number, (buyer_id, country) = item
@@ -519,19 +713,30 @@ class Demo:
                 timeout=CALL_TIMEOUT,
                 metadata=self.credentials.buyer(buyer_id),
             )
+            # Each exhibitor it reached hears of it; RFQs in the platform only.
+            for recipient in reply.intent.recipients:
+                self._expect(Role.EXPORTER, recipient, email=not rfq)
+            buyer_of[reply.intent.intent_id] = buyer_id
             # Some exhibitors answer, mostly with a quote (a sample: every answer updates
             # an intent, and SecantusDB's updates scan the collection). Drawn per
             # (intent, exhibitor), so a replay makes the same choices.
             for recipient in reply.intent.recipients[:1]:
                 choice = random.Random(f"{reply.intent.intent_id}:{recipient}")
                 if choice.random() < 0.12:
-                    answers.append((reply.intent.intent_id, recipient, choice.random() < 0.75))
+                    quoted = choice.random() < 0.75
+                    answers.append((number, reply.intent.intent_id, recipient, quoted))
 
         await self._each("purchase intents", list(enumerate(senders)), submit)
+        answers.sort()
+        # The buyers of the first intents to be quoted give notify an address first.
+        quoted_buyers = dict.fromkeys(
+            buyer_of[intent] for _, intent, _, quoted in answers if quoted
+        )
+        await self.subscribe_buyers(list(quoted_buyers)[:EMAIL_BUYERS])
         valid_until = timestamp(self.started + timedelta(days=60))
 
-        async def answer(item: tuple[int, tuple[str, str, bool]]) -> None:
-            number, (intent_id, recipient, quoted) = item
+        async def answer(item: tuple[int, tuple[int, str, str, bool]]) -> None:
+            number, (_, intent_id, recipient, quoted) = item
             request = expo_pb.RespondToIntentRequest(
                 request_id=f"demo-answer-{intent_id}-{recipient}",
                 intent_id=intent_id,
@@ -554,6 +759,9 @@ class Demo:
                 # An RFQ closes once it has enough quotes; later answers are refused.
                 if error.code() != grpc.StatusCode.FAILED_PRECONDITION:
                     raise
+                return
+            if quoted:
+                self._expect(Role.BUYER, buyer_of[intent_id])
 
         await self._each("exhibitor answers", list(enumerate(answers)), answer)
 
@@ -597,14 +805,15 @@ async def play(
     pace: float = 1.0,
     tokens: TokenIssuer,
     credentials: grpc.ChannelCredentials | None = None,
-) -> dict[str, int]:
+) -> Played:
     """Play the case with tokens signed by ``tokens`` (an issuer the services trust),
     over TLS with ``credentials`` when the platform serves it; return the bureau's
     headline figures once they match (or after waiting ten minutes for its stream to
-    catch up)."""
+    catch up), and whom the play notified."""
     channels = {
         name: service_channel(address, credentials=credentials)
         for name, address in vars(targets).items()
+        if address
     }
     try:
         demo = Demo(channels, scale, pace, Credentials(tokens))
@@ -616,7 +825,59 @@ async def play(
         await demo._pause(1.0)
         await demo.buyers_visit()
         await demo.intents()
-        return await demo.bureau_figures(expected_figures(scale), within_seconds=600)
+        figures = await demo.bureau_figures(expected_figures(scale), within_seconds=600)
+        return Played(figures, demo.recipients() if demo.notify else ())
     finally:
         for channel in channels.values():
             await channel.close()
+
+
+async def notified(
+    played: Played,
+    target: str,
+    tokens: TokenIssuer,
+    *,
+    credentials: grpc.ChannelCredentials | None = None,
+    mail_dir: Path | None = None,
+    within_seconds: float = 120.0,
+) -> Notified:
+    """Wait until notify has at least the notifications the play made for each of its
+    recipients and the mail catcher keeping its messages in ``mail_dir`` (if there is
+    one) at least their e-mails, or ``within_seconds`` passed; report what is there.
+    Notify not answering ends the wait at once: it is reported, never raised."""
+    wanted_emails = sum(r.emails for r in played.recipients)
+    calls = Credentials(tokens)
+    deadline = time.monotonic() + within_seconds
+    async with service_channel(target, credentials=credentials) as channel:
+        stub = notify_grpc.NotifyServiceStub(channel)
+        while True:
+            try:
+                unread = await asyncio.gather(
+                    *(
+                        stub.CountUnread(
+                            notify_pb.CountUnreadRequest(),
+                            timeout=NOTIFY_TIMEOUT,
+                            metadata=calls.of(recipient.principal),
+                        )
+                        for recipient in played.recipients
+                    )
+                )
+            except grpc.aio.AioRpcError as error:
+                return Notified(error=f"{error.code().name}: {error.details()}")
+            counts = tuple(
+                (recipient, reply.unread_count)
+                for recipient, reply in zip(played.recipients, unread, strict=True)
+            )
+            emails = None if mail_dir is None else await asyncio.to_thread(caught_emails, mail_dir)
+            caught_up = all(count >= r.notifications for r, count in counts) and (
+                emails is None or emails >= wanted_emails
+            )
+            if caught_up or time.monotonic() >= deadline:
+                return Notified(counts, emails, caught_up)
+            await asyncio.sleep(0.5)
+
+
+def caught_emails(mail_dir: Path) -> int:
+    """How many messages the mail catcher (launcher.mailbox) keeps in ``mail_dir``: one
+    ``.eml`` file each (its page lists only the newest)."""
+    return len(list(mail_dir.glob("*.eml"))) if mail_dir.is_dir() else 0

@@ -2,10 +2,11 @@
 topics and replays outboxes.
 
 `run` starts the embedded infrastructure for whatever has no external address
-(KAFKA_BOOTSTRAP_SERVERS, MONGODB_URI) and the development identity provider unless an
-identity provider is configured (AUTH_JWKS_URL, AUTH_JWKS_FILE), creates the topics,
-replays the outboxes into a fresh in-memory broker, then supervises one process per
-service until Ctrl-C. `token` signs development tokens, `keys` makes a key pair,
+(KAFKA_BOOTSTRAP_SERVERS, MONGODB_URI), the development identity provider unless an
+identity provider is configured (AUTH_JWKS_URL, AUTH_JWKS_FILE) and a mail catcher for
+notify's e-mail unless an SMTP server is (SMTP_HOST), creates the topics, replays the
+outboxes into a fresh in-memory broker, then supervises one process per service and the
+catcher until Ctrl-C. `token` signs development tokens, `keys` makes a key pair,
 `reconcile` compares the services' state with the bureau's figures."""
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
+import aiohttp
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from launcher.embedded import EmbeddedInfrastructure, port_is_free
+from launcher.embedded import EmbeddedInfrastructure, free_port, port_is_free
 from launcher.identity import (
     DevelopmentIdentityProvider,
     development_issuer,
@@ -53,11 +57,18 @@ from runtime.adapters.tokens import SIGNING_KEY_FILE, DevelopmentKeys, TokenIssu
 from runtime.adapters.topics import provision_topics
 from runtime.kernel.identity import Role
 
+if TYPE_CHECKING:
+    from demo.scenario import Notified, Played
+
+T = TypeVar("T")
+
 log = logging.getLogger("chuhai.launcher")
 
-SERVICES = ("booth", "expo", "warehouse", "bureau")
-# Services that write an outbox (the bureau only consumes).
+SERVICES = ("booth", "expo", "warehouse", "bureau", "notify")
+# Services that write an outbox (the bureau and notify only consume).
 OUTBOX_SERVICES = ("booth", "expo", "warehouse")
+# What the demo's figures need; notify only tells people, so the demo plays without it.
+FIGURE_SERVICES = ("booth", "expo", "warehouse", "bureau")
 READY_TIMEOUT_SECONDS = 120.0
 # Each service gets this long to stop gracefully before it is killed.
 STOP_TIMEOUT_SECONDS = 12.0
@@ -73,26 +84,89 @@ EXIT_UNAVAILABLE = 3
 DASHBOARD_TOKEN_HOURS = 12.0
 DEFAULT_TOKEN_HOURS = 12.0
 DEFAULT_VAR_DIR = Path("var")
+# How long, after the demo's figures, the launcher waits for notify to have made the
+# notifications and e-mails the demo caused: at full speed notify (33,000 notifications,
+# mostly RFQ matches) finished about 130 s after the figures on the 2-core machine.
+NOTIFY_SETTLE_SECONDS = 300.0
 
 
 @dataclass
 class ManagedService:
     name: str
-    # Where it listens: its gRPC port, and the bureau's dashboard.
+    # Where it listens: its gRPC port, the bureau's dashboard, the catcher's two ports.
     ports: tuple[int, ...]
+    # What `python` runs: `-m <service>`, or the mail catcher with its arguments.
+    command: tuple[str, ...] = ()
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
+
+    def __post_init__(self) -> None:
+        self.command = self.command or ("-m", self.name)
+
+
+@dataclass(frozen=True)
+class MailCatcher:
+    """The embedded rung's SMTP server (launcher.mailbox): notify sends its e-mail there,
+    the catcher keeps each message under ``directory`` and shows them on a page."""
+
+    directory: Path
+    smtp_port: int
+    web_port: int
+    host: str = "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.web_port}/"
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.smtp_port, self.web_port)
+
+    def managed(self) -> ManagedService:
+        return ManagedService(
+            "mail",
+            self.ports,
+            (
+                "-m",
+                "launcher.mailbox",
+                "--dir",
+                str(self.directory),
+                "--smtp-port",
+                str(self.smtp_port),
+                "--web-port",
+                str(self.web_port),
+            ),
+        )
+
+
+def mail_catcher(
+    var_dir: Path, settings: Settings, environ: Mapping[str, str]
+) -> MailCatcher | None:
+    """The catcher to start, unless notify is given an SMTP server of the operator's
+    (SMTP_HOST). Like the embedded broker and database, it takes its usual ports when they
+    are free and any free ones otherwise (0 asks for that): nobody but notify sends to it,
+    and the status table shows where its page is."""
+    if "SMTP_HOST" in environ:
+        return None
+
+    def port(usual: int) -> int:
+        return usual if usual and port_is_free(usual) else free_port()
+
+    return MailCatcher(
+        var_dir / "mail", port(settings.dev_mail_smtp_port), port(settings.dev_mail_web_port)
+    )
 
 
 class PortReservations:
     """Holds the services' ports while their services are not running.
 
-    The services' usual ports (50051-50054, 8080) lie in Linux's range of ephemeral
+    The services' usual ports (50051-50055, 8080) lie in Linux's range of ephemeral
     ports, from which every outgoing connection (a service's MongoDB pool, the relay's
     Kafka client) draws its local port: once, booth's MongoDB connection got 50052 and
     expo could never listen. A port with a bound socket is never handed out as an
     ephemeral port, so the launcher binds each one from its start until just before the
     service that listens on it is spawned, and again while a crashed one waits to restart.
+    The mail catcher's ports are held the same way.
     """
 
     def __init__(self, host: str) -> None:
@@ -158,6 +232,30 @@ async def wait_serving(
     return False
 
 
+async def wait_catching(catcher: MailCatcher | None, within_seconds: float) -> bool:
+    """Poll until the catcher takes SMTP connections and its page answers, or the time
+    is up; without a catcher (SMTP_HOST is the operator's) there is nothing to wait for."""
+    if catcher is None:
+        return True
+    deadline = time.monotonic() + within_seconds
+    timeout = aiohttp.ClientTimeout(total=1.0)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        while time.monotonic() < deadline:
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(catcher.host, catcher.smtp_port), 1.0
+                )
+                writer.close()
+                await writer.wait_closed()
+                async with http.get(catcher.url + "messages.json") as reply:
+                    if reply.status == 200:
+                        return True
+            except (OSError, TimeoutError, aiohttp.ClientError):
+                pass
+            await asyncio.sleep(0.25)
+    return False
+
+
 class Supervisor:
     """Starts one process per service, restarts a crashed one with backoff, and stops
     them all (SIGTERM, then SIGKILL after a grace period) on request."""
@@ -168,6 +266,7 @@ class Supervisor:
         env: dict[str, str],
         log_dir: Path,
         reservations: PortReservations,
+        catcher: MailCatcher | None = None,
     ) -> None:
         self._settings = settings
         self._env = env
@@ -175,11 +274,17 @@ class Supervisor:
         self._reservations = reservations
         self._stopping = False
         self.services = [ManagedService(n, service_ports(settings, n)) for n in SERVICES]
+        # Started first: notify may send as soon as it runs (a failed send is retried).
+        self.catcher = catcher.managed() if catcher is not None else None
         self._watchers: list[asyncio.Task[None]] = []
+
+    @property
+    def processes(self) -> list[ManagedService]:
+        return ([self.catcher] if self.catcher else []) + self.services
 
     async def start(self) -> None:
         self._log_dir.mkdir(parents=True, exist_ok=True)
-        for service in self.services:
+        for service in self.processes:
             await self._spawn(service)
             self._watchers.append(asyncio.create_task(self._watch(service)))
 
@@ -189,8 +294,7 @@ class Supervisor:
         log_file = open(self._log_dir / f"{service.name}.log", "ab")  # noqa: ASYNC230, SIM115
         service.process = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-m",
-            service.name,
+            *service.command,
             env=self._env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log_file,
@@ -222,7 +326,7 @@ class Supervisor:
         self._stopping = True
         for task in self._watchers:
             task.cancel()
-        running = [s for s in self.services if s.process and s.process.returncode is None]
+        running = [s for s in self.processes if s.process and s.process.returncode is None]
         for service in running:
             with contextlib.suppress(ProcessLookupError):
                 service.process.send_signal(signal.SIGTERM)
@@ -245,11 +349,16 @@ def service_ports(settings: Settings, name: str) -> tuple[int, ...]:
     return (settings.grpc_port(name),)
 
 
-def launcher_ports(settings: Settings, *, identity: bool) -> tuple[int, ...]:
-    """Every port the launcher holds from its start: the services', and the development
-    identity provider's when it runs one (it binds it once the infrastructure is up)."""
+def launcher_ports(
+    settings: Settings, *, identity: bool, catcher: MailCatcher | None = None
+) -> tuple[int, ...]:
+    """Every port the launcher holds from its start: the services', the development
+    identity provider's when it runs one (it binds it once the infrastructure is up), and
+    the mail catcher's when it starts one."""
     ports = tuple(p for n in SERVICES for p in service_ports(settings, n))
-    return (*ports, settings.dev_identity_port) if identity else ports
+    if identity:
+        ports = (*ports, settings.dev_identity_port)
+    return (*ports, *catcher.ports) if catcher is not None else ports
 
 
 def _embedded_ports() -> tuple[int | None, int | None]:
@@ -273,8 +382,9 @@ async def run_platform(var_dir: Path, *, demo: bool = True, pace: float = 1.0) -
         provider = DevelopmentIdentityProvider(
             keys, listening.auth_issuer, port=listening.dev_identity_port
         )
+    catcher = mail_catcher(var_dir, listening, os.environ)
     reservations = PortReservations(listening.grpc_host)
-    reservations.hold(launcher_ports(listening, identity=provider is not None))
+    reservations.hold(launcher_ports(listening, identity=provider is not None, catcher=catcher))
     infra = EmbeddedInfrastructure(var_dir, kafka_port=kafka_port, mongo_port=mongo_port)
     supervisor: Supervisor | None = None
     try:
@@ -294,27 +404,35 @@ async def run_platform(var_dir: Path, *, demo: bool = True, pace: float = 1.0) -
             os.environ["KAFKA_BOOTSTRAP_SERVERS"] = infra.kafka_bootstrap_servers
         if infra.mongodb_uri:
             os.environ["MONGODB_URI"] = infra.mongodb_uri
+        if catcher is not None:
+            os.environ.update({"SMTP_HOST": catcher.host, "SMTP_PORT": str(catcher.smtp_port)})
         settings = Settings()
         # Development tokens only where the development provider vouches for them.
         tokens = development_issuer(keys, settings) if provider is not None else None
-        supervisor = Supervisor(settings, dict(os.environ), var_dir / "logs", reservations)
+        supervisor = Supervisor(settings, dict(os.environ), var_dir / "logs", reservations, catcher)
         await asyncio.to_thread(provision_topics, settings.kafka_bootstrap_servers)
         if infra.started_kafka:
             replayed = await replay_outboxes(settings)
             log.info("outboxes replayed into the fresh broker", extra={"events": replayed})
         await supervisor.start()
-        ready = await asyncio.gather(
-            *(
-                wait_serving(
-                    settings.grpc_target(s.name),
-                    READY_TIMEOUT_SECONDS,
-                    channel_credentials(settings),
+        serving, catching = await asyncio.gather(
+            asyncio.gather(
+                *(
+                    wait_serving(
+                        settings.grpc_target(s.name),
+                        READY_TIMEOUT_SECONDS,
+                        channel_credentials(settings),
+                    )
+                    for s in supervisor.services
                 )
-                for s in supervisor.services
-            )
+            ),
+            wait_catching(catcher, READY_TIMEOUT_SECONDS),
         )
-        _print_endpoints(settings, supervisor, ready, var_dir, provider, tokens)
-        if demo and all(ready):
+        ready = dict(zip(SERVICES, serving, strict=True))
+        _print_endpoints(
+            settings, supervisor, serving, catcher, catching, var_dir, provider, tokens
+        )
+        if demo and all(ready[name] for name in FIGURE_SERVICES):
             if tokens is None:
                 _say(
                     "The demo signs its tokens with the development key, which the identity "
@@ -322,9 +440,9 @@ async def run_platform(var_dir: Path, *, demo: bool = True, pace: float = 1.0) -
                     "for: not played.\n"
                 )
             else:
-                await _play_demo(settings, tokens, var_dir, pace, stop)
+                await _play_demo(settings, tokens, var_dir, pace, stop, catcher)
         await stop.wait()
-        return 0 if all(ready) else 1
+        return 0 if all(serving) and catching else 1
     finally:
         _say("\nStopping Chuhai…\n")
         if supervisor is not None:
@@ -347,41 +465,96 @@ async def _start_provider(provider: DevelopmentIdentityProvider) -> None:
         ) from None
 
 
+async def _until_stopped(work: Awaitable[T], stop: asyncio.Event) -> T | None:
+    """Await ``work`` unless Ctrl-C comes first: then cancel it and return None."""
+    working = asyncio.ensure_future(work)
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({working, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not working.done():
+        working.cancel()
+        await asyncio.gather(working, return_exceptions=True)
+        return None
+    return working.result()
+
+
 async def _play_demo(
-    settings: Settings, tokens: TokenIssuer, var_dir: Path, pace: float, stop: asyncio.Event
+    settings: Settings,
+    tokens: TokenIssuer,
+    var_dir: Path,
+    pace: float,
+    stop: asyncio.Event,
+    catcher: MailCatcher | None,
 ) -> None:
-    """Play the Xuchang case, unless Ctrl-C comes first."""
-    from demo.scenario import Targets, play
+    """Play the Xuchang case, then show what notify made of it, unless Ctrl-C comes
+    first."""
+    from demo.scenario import Targets, notified, play
 
     _say("Playing the Xuchang case (127 firms, 43 booths, 68,000 buyers, 7,442 intents)…\n")
     targets = Targets(**{name: settings.grpc_target(name) for name in SERVICES})
-    playing = asyncio.create_task(
-        play(targets, pace=pace, tokens=tokens, credentials=channel_credentials(settings))
-    )
-    stopped = asyncio.create_task(stop.wait())
-    await asyncio.wait({playing, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    if not playing.done():
-        playing.cancel()
-        await asyncio.gather(playing, return_exceptions=True)
-        return
-    stopped.cancel()
+    credentials = channel_credentials(settings)
     try:
-        figures = playing.result()
+        played = await _until_stopped(
+            play(targets, pace=pace, tokens=tokens, credentials=credentials), stop
+        )
+        if played is None:
+            return
+        lines = ["", "The bureau's figures:"]
+        lines += [f"  {key:<17} {value:>7,}" for key, value in played.figures.items()]
+        lines += [
+            f"Dashboard (signed in as an officer for {DASHBOARD_TOKEN_HOURS:g} h): "
+            f"{dashboard_login_url(settings, tokens)}",
+            _token_hint(var_dir),
+            "",
+            f"Notifications: waiting up to {NOTIFY_SETTLE_SECONDS:g} s for notify to catch up…",
+        ]
+        _say("\n".join(lines) + "\n")
+        report = await _until_stopped(
+            notified(
+                played,
+                targets.notify,
+                tokens,
+                credentials=credentials,
+                mail_dir=catcher.directory if catcher else None,
+                within_seconds=NOTIFY_SETTLE_SECONDS,
+            ),
+            stop,
+        )
     except Exception as error:
         # The platform stays up: the demo is one client among others.
         log.exception("the demo scenario stopped")
         _say(f"The demo stopped: {error}. The platform keeps running.\n")
         return
-    lines = ["", "The bureau's figures:"]
-    lines += [f"  {key:<17} {value:>7,}" for key, value in figures.items()]
+    if report is None:
+        return
+    _say(_notifications_text(report, played, catcher, var_dir))
+    _say("Press Ctrl-C to stop everything.\n\n")
+
+
+def _notifications_text(
+    report: Notified, played: Played, catcher: MailCatcher | None, var_dir: Path
+) -> str:
+    """What notify holds for the demo's people, and how to look at it."""
+    if report.error:
+        return f"  notify did not answer ({report.error}); the figures above do not need it.\n"
+    lines = ["Unread notifications of some of the demo's people:"]
+    for recipient, count in report.unread:
+        mail = f"  e-mail {recipient.email} ({recipient.language})" if recipient.email else ""
+        lines.append(f"  {recipient.label:<40} {count:>7,}{mail}")
+    if report.emails is not None:
+        lines.append(f"  {'e-mails the mail catcher caught':<40} {report.emails:>7,}")
+    if not report.caught_up:
+        lines.append("  (notify is still catching up: these are the counts so far)")
+    where = "" if var_dir == DEFAULT_VAR_DIR else f" --var-dir {var_dir}"
     lines += [
-        f"Dashboard (signed in as an officer for {DASHBOARD_TOKEN_HOURS:g} h): "
-        f"{dashboard_login_url(settings, tokens)}",
-        _token_hint(var_dir),
-        "Press Ctrl-C to stop everything.",
+        "See them:",
+        f"  e-mail     {catcher.url}" if catcher else "  e-mail     in the mailboxes above",
+        '  command    chuhai --token "$(chuhai-platform token exporter --party '
+        f'{played.example_exporter}{where})" notifications list',
+        "  dashboard  the bell at the top of the dashboard (the link above): the bureau's own",
         "",
     ]
-    _say("\n".join(lines))
+    return "\n".join(lines)
 
 
 def _token_hint(var_dir: Path) -> str:
@@ -406,20 +579,30 @@ def dashboard_login_url(settings: Settings, tokens: TokenIssuer) -> str:
 def _print_endpoints(
     settings: Settings,
     supervisor: Supervisor,
-    ready: list[bool],
+    serving: list[bool],
+    catcher: MailCatcher | None,
+    catching: bool,
     var_dir: Path,
     provider: DevelopmentIdentityProvider | None,
     tokens: TokenIssuer | None,
 ) -> None:
     lines = ["", "Chuhai is running:"]
-    for service, ok in zip(supervisor.services, ready, strict=True):
+    for service, ok in zip(supervisor.services, serving, strict=True):
         state = "SERVING" if ok else "NOT READY (see its log)"
         lines.append(
             f"  {service.name:<10} grpc://{settings.grpc_target(service.name):<22} {state}"
         )
     identity = provider.jwks_url if provider else settings.auth_jwks_url or settings.auth_jwks_file
+    if catcher is None:
+        mail = f"smtp://{settings.smtp_host}:{settings.smtp_port} (SMTP_HOST: no catcher started)"
+    else:
+        state = (
+            f"SMTP {catcher.host}:{catcher.smtp_port}" if catching else "NOT READY (see its log)"
+        )
+        mail = f"{catcher.url:<29} {state}"
     lines += [
         f"  dashboard  {_dashboard_url(settings)}",
+        f"  mail       {mail}",
         f"  identity   {identity}",
         f"  kafka      {settings.kafka_bootstrap_servers}",
         f"  mongodb    {settings.mongodb_uri}",

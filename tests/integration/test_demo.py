@@ -2,7 +2,9 @@
 /api/stats and the dashboard in a real headless browser show the scenario's figures, and
 the dashboard reads well on a desktop and on a phone (screenshots of both are kept in the
 test's temporary directory). Every role plays with its own token: the events say who
-made each change."""
+made each change. Notify tells the exporters their allocation results, by e-mail to
+those who gave an address (in the mail catcher `make run` starts), and a notify that is
+down or slow costs the play nothing else."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import math
 import re
 import shutil
 import struct
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,16 +29,38 @@ from openpyxl import load_workbook
 from pymongo import AsyncMongoClient
 
 import booth.grpc_api
+import demo.scenario as scenario
 import expo.grpc_api
 import warehouse.grpc_api
 from bureau.host import BureauHost
 from bureau.regions import country_name
+from chuhai.booth.v1 import booth_service_pb2 as booth_pb
+from chuhai.booth.v1 import booth_service_pb2_grpc as booth_grpc
+from chuhai.booth.v1 import resources_pb2 as booth_res
+from chuhai.notify.v1 import notify_service_pb2 as notify_pb
+from chuhai.notify.v1 import notify_service_pb2_grpc as notify_grpc
+from chuhai.notify.v1 import resources_pb2 as notify_res
 from demo.principals import EXPO_WEB, OPERATOR_ID, Credentials
-from demo.scenario import Scale, Targets, expected_figures, play
+from demo.scenario import (
+    FAIR_ID,
+    INDUSTRIES,
+    Demo,
+    Played,
+    Scale,
+    Targets,
+    expected_figures,
+    notified,
+    play,
+)
+from launcher.embedded import free_port
+from launcher.mailbox import Mailbox, list_messages
+from notify.host import NotifyHost
 from runtime.adapters.events import decode_envelope
+from runtime.adapters.grpc_client import service_channel
 from runtime.adapters.outbox import OUTBOX_COLLECTION
 from runtime.adapters.service import ServiceHost
 from runtime.adapters.settings import Settings
+from runtime.kernel.identity import Role
 from tests.identity import Identities
 from tests.integration.test_bureau import bureau_settings, own_kafka  # noqa: F401 - fixtures
 
@@ -79,10 +104,29 @@ WINDOWS = (
 class Running:
     targets: Targets
     dashboard: str
+    mailbox: Mailbox
 
 
 @pytest.fixture
-async def platform(bureau_settings: Settings) -> AsyncIterator[Running]:  # noqa: F811
+async def platform(bureau_settings: Settings, tmp_path: Path) -> AsyncIterator[Running]:  # noqa: F811
+    # Notify e-mails through the catcher `make run` starts, polling for due deliveries
+    # often: the test waits on them.
+    mailbox = Mailbox(tmp_path / "mail")
+    await mailbox.start()
+    notify_host = NotifyHost(
+        bureau_settings.model_copy(
+            update={
+                "smtp_host": "127.0.0.1",
+                "smtp_port": mailbox.smtp_port,
+                "notify_dispatch_poll_seconds": 0.2,
+            }
+        )
+    )
+    await notify_host.start()
+    # The dashboard's bell asks notify.
+    bureau_settings = bureau_settings.model_copy(
+        update={"notify_grpc_target": notify_host.server.address}
+    )
     booth_host = ServiceHost("booth", booth.grpc_api.build, bureau_settings)
     warehouse_host = ServiceHost("warehouse", warehouse.grpc_api.build, bureau_settings)
     await booth_host.start()
@@ -107,12 +151,15 @@ async def platform(bureau_settings: Settings) -> AsyncIterator[Running]:  # noqa
                 expo=expo_host.server.address,
                 warehouse=warehouse_host.server.address,
                 bureau=bureau_host.server.address,
+                notify=notify_host.server.address,
             ),
             f"http://127.0.0.1:{bureau_host.web.port}",
+            mailbox,
         )
     finally:
-        for host in (bureau_host, expo_host, warehouse_host, booth_host):
+        for host in (bureau_host, expo_host, warehouse_host, booth_host, notify_host):
             await host.stop()
+        await mailbox.stop()
 
 
 async def test_scaled_demo_shows_its_figures_over_grpc_json_and_in_a_browser(
@@ -122,11 +169,14 @@ async def test_scaled_demo_shows_its_figures_over_grpc_json_and_in_a_browser(
     bureau_settings: Settings,  # noqa: F811
     mongo: AsyncMongoClient,
 ) -> None:
-    figures = await play(platform.targets, SMALL, pace=0, tokens=identities.issuer)
+    played = await play(platform.targets, SMALL, pace=0, tokens=identities.issuer)
+    figures = played.figures
     assert figures == expected_figures(SMALL)
     # Played again: deterministic request ids make it change nothing.
-    assert await play(platform.targets, SMALL, pace=0, tokens=identities.issuer) == figures
+    replayed = await play(platform.targets, SMALL, pace=0, tokens=identities.issuer)
+    assert replayed.figures == figures
     await check_who_made_the_changes(mongo, bureau_settings)
+    await check_the_notifications(platform, played, identities)
 
     # The dashboard is the bureau's: an officer reads it.
     officer = dict(identities.officer())
@@ -187,6 +237,61 @@ async def check_who_made_the_changes(mongo: AsyncMongoClient, settings: Settings
     assert roles == {event_type: {ACTORS[event_type]} for event_type in roles}
     # Whether an exhibitor quotes is drawn by intent id, new on every play.
     assert set(ACTORS) - set(roles) <= {"chuhai.expo.v1.QuoteSent"}
+
+
+async def check_the_notifications(
+    platform: Running, played: Played, identities: Identities
+) -> None:
+    """Notify caught up with the play: the exporters allocated a booth, and they only,
+    were told so; those who gave an address got e-mail in the catcher's directory, in
+    their language."""
+    report = await notified(
+        played,
+        platform.targets.notify,
+        identities.issuer,
+        mail_dir=platform.mailbox.directory,
+        within_seconds=60,
+    )
+    assert report.caught_up and not report.error, report
+    assert report.emails == len(list(platform.mailbox.directory.glob("*.eml"))) > 0
+    async with (
+        service_channel(platform.targets.booth) as booth_channel,
+        service_channel(platform.targets.notify) as notify_channel,
+    ):
+        applications = await booth_grpc.BoothServiceStub(booth_channel).ListApplications(
+            booth_pb.ListApplicationsRequest(fair_id=FAIR_ID, page_size=500),
+            metadata=identities.officer(),
+        )
+        allocated = {
+            a.credit_code
+            for a in applications.applications
+            if a.state == booth_res.APPLICATION_STATE_ALLOCATED
+        }
+        assert len(allocated) == SMALL.booth_quota
+        notify = notify_grpc.NotifyServiceStub(notify_channel)
+        told = set()
+        for credit_code in {a.credit_code for a in applications.applications}:
+            reply = await notify.ListNotifications(
+                notify_pb.ListNotificationsRequest(page_size=100),
+                metadata=identities.exporter(credit_code),
+            )
+            assert not reply.next_page_token
+            kinds = {n.kind for n in reply.notifications}
+            if notify_res.NOTIFICATION_KIND_BOOTH_ALLOCATED in kinds:
+                told.add(credit_code)
+        assert told == allocated
+
+    caught = list_messages(platform.mailbox.directory, limit=10_000)
+    emailed = [r for r in played.recipients if r.email]
+    # Buyers give an address when their intents are quoted, which is drawn by intent id
+    # (new on every play): at this scale, none is in about one play in 300.
+    assert {r.role for r in emailed} - {Role.BUYER} == {Role.EXPORTER}
+    for recipient in emailed:
+        subjects = [m.subject for m in caught if recipient.email in m.envelope_to]
+        assert len(subjects) >= recipient.emails > 0, recipient
+        # Chinese for zh readers, English (no Chinese character) for en ones.
+        chinese = [bool(re.search("[\u4e00-\u9fff]", subject)) for subject in subjects]
+        assert chinese == [recipient.language == "zh"] * len(subjects), (recipient, subjects)
 
 
 def read_dashboard(url: str, screenshots: Path, headers: dict[str, str]) -> dict[str, str]:
@@ -347,3 +452,48 @@ def test_each_principal_gets_one_token_reused_until_it_is_due_for_renewal(
     assert credentials.exporter(code) is first
     clock[0] += 1
     assert credentials.exporter(code) != first
+
+
+async def test_a_notify_that_is_down_or_slow_costs_the_play_only_its_notifications(
+    identities: Identities, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Notify is not on the figures' path: its calls fail fast when nothing listens, are
+    given up after NOTIFY_TIMEOUT when it does not answer, and the play goes on."""
+    monkeypatch.setattr(scenario, "NOTIFY_TIMEOUT", 0.5)
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Takes the connection and never says a word: a notify stuck on its database.
+        await reader.read()
+        writer.close()
+
+    slow = await asyncio.start_server(silent, "127.0.0.1", 0)
+    targets = {
+        "down": f"127.0.0.1:{free_port()}",
+        "slow": f"127.0.0.1:{slow.sockets[0].getsockname()[1]}",
+    }
+    try:
+        for state, target in targets.items():
+            channels = {
+                name: service_channel(target)
+                for name in ("booth", "expo", "warehouse", "bureau", "notify")
+            }
+            try:
+                demo = Demo(channels, SMALL, 0.0, Credentials(identities.issuer))
+                code = "91411000MA9EXAMPLK"
+                demo.exporters = [(code, INDUSTRIES[0])]
+                demo.products = {code: ["670420"]}
+                started = time.monotonic()
+                await demo.subscribe_exporters()
+                await demo.subscribe_buyers(["b" * 32])
+                assert time.monotonic() - started < 4 * scenario.NOTIFY_TIMEOUT, state
+                assert "notify did not take the demo's calls" in caplog.text, state
+                played = Played({}, demo.recipients())
+                report = await notified(played, target, identities.issuer, within_seconds=5)
+                assert report.error and not report.caught_up, state
+            finally:
+                for channel in channels.values():
+                    await channel.close()
+            caplog.clear()
+    finally:
+        slow.close()
+        await slow.wait_closed()

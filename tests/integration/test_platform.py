@@ -1,6 +1,7 @@
 """`chuhai-platform run` (what `make run` starts), tried as a new user would: every
 service SERVING, reflection answering, calls authenticated against the development
-identity provider it serves, and Ctrl-C leaving no process behind."""
+identity provider it serves, notify's mail catcher showing its page, and Ctrl-C leaving
+no process behind."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 
 from chuhai.bureau.v1 import bureau_service_pb2 as bureau_pb
 from chuhai.bureau.v1 import bureau_service_pb2_grpc as bureau_grpc
+from chuhai.notify.v1 import notify_service_pb2 as notify_pb
+from chuhai.notify.v1 import notify_service_pb2_grpc as notify_grpc
 from launcher.embedded import free_port
 from launcher.identity import development_keys
 from runtime.kernel.identity import Principal, Role
@@ -32,6 +35,7 @@ SERVICES = {
     "expo": "chuhai.expo.v1.ExpoService",
     "warehouse": "chuhai.warehouse.v1.WarehouseService",
     "bureau": "chuhai.bureau.v1.BureauService",
+    "notify": "chuhai.notify.v1.NotifyService",
 }
 
 
@@ -92,6 +96,9 @@ def test_platform_serves_every_service_and_ctrl_c_leaves_nothing(tmp_path: Path)
     env.update({f"{name.upper()}_METRICS_PORT": str(free_port()) for name in SERVICES})
     env["BUREAU_WEB_PORT"] = str(free_port())
     env["DEV_IDENTITY_PORT"] = str(identity_port)
+    smtp_port, mail_port = free_port(), free_port()
+    env["DEV_MAIL_SMTP_PORT"], env["DEV_MAIL_WEB_PORT"] = str(smtp_port), str(mail_port)
+    env.pop("SMTP_HOST", None)
     launcher = subprocess.Popen(
         [
             sys.executable,
@@ -148,9 +155,23 @@ def test_platform_serves_every_service_and_ctrl_c_leaves_nothing(tmp_path: Path)
         assert get_stats(bureau, exporter) == grpc.StatusCode.PERMISSION_DENIED
         assert get_stats(bureau, forged) == grpc.StatusCode.UNAUTHENTICATED
         assert get_stats(bureau, None) == grpc.StatusCode.UNAUTHENTICATED
+        # Notify answers its readers (an exporter's own, empty so far).
+        with grpc.insecure_channel(f"127.0.0.1:{ports['notify']}") as channel:
+            unread = notify_grpc.NotifyServiceStub(channel).CountUnread(
+                notify_pb.CountUnreadRequest(),
+                metadata=[("authorization", f"Bearer {exporter}")],
+                timeout=10,
+            )
+        assert unread.unread_count == 0
+        # The mail catcher notify sends to, its page and its directory under var/.
+        mail_url = f"http://127.0.0.1:{mail_port}/"
+        assert f"mail       {mail_url:<29} SMTP 127.0.0.1:{smtp_port}" in text, text
+        with urllib.request.urlopen(mail_url + "messages.json", timeout=5) as response:
+            assert json.load(response) == {"messages": []}
+        assert (tmp_path / "var" / "mail").is_dir()
         started = descendants(launcher.pid)
-        # Four services, the broker and the database.
-        assert len(started) >= 6
+        # Five services, the mail catcher, the broker and the database.
+        assert len(started) >= 8
 
         stopping_since = time.monotonic()
         launcher.send_signal(signal.SIGINT)

@@ -20,7 +20,7 @@ from runtime.adapters.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
-SERVICES = ("booth", "expo", "warehouse", "bureau")
+SERVICES = ("booth", "expo", "warehouse", "bureau", "notify")
 
 
 def default_port(service: str) -> int:
@@ -83,6 +83,20 @@ def test_kafka_is_kraft_without_auto_created_topics(services: dict) -> None:
     init = services["topic-init"]
     assert init["restart"] == "no" and init["command"] == ["chuhai-platform", "topics"]
     assert init["depends_on"] == {"kafka": {"condition": "service_healthy"}}
+
+
+def test_notify_mails_through_the_mail_catcher(services: dict) -> None:
+    mailpit = services["mailpit"]
+    env = services["notify"]["environment"]
+    # Mailpit's SMTP port, inside the compose network; its page on the host's 8025.
+    assert env["SMTP_HOST"] == "mailpit" and env["SMTP_PORT"] == "1025"
+    assert mailpit["image"].startswith("axllent/mailpit:v")
+    assert "8025:8025" in mailpit["ports"]
+    assert mailpit["healthcheck"]["test"] == ["CMD", "/mailpit", "readyz"]
+    # Only notify sends e-mail.
+    for name in SERVICES:
+        if name != "notify":
+            assert "SMTP_HOST" not in services[name]["environment"], name
 
 
 def chuhai_platform() -> Callable[[list[str]], int]:

@@ -30,11 +30,12 @@ OVERLAYS = ("dev", "prod")
 SERVICE_MONITOR = K8S / "components" / "service-monitor"
 # Oldest Kubernetes the manifests promise to run on (native gRPC probes are GA since 1.27).
 KUBERNETES_VERSION = "1.32"
-SERVICES = ("booth", "expo", "warehouse", "bureau")
+SERVICES = ("booth", "expo", "warehouse", "bureau", "notify")
 # The bureau runs exactly one replica (base/bureau.yaml says why): no HPA.
-SCALED = ("booth", "expo", "warehouse")
+SCALED = ("booth", "expo", "warehouse", "notify")
 KUSTOMIZE_KINDS = {"Kustomization", "Component"}
 MONGODB_SECRET = "chuhai-mongodb"
+SMTP_SECRET = "chuhai-smtp"
 IMAGE_UID = 10001
 
 
@@ -332,6 +333,37 @@ def test_the_bureau_runs_exactly_one_replica(base: list[Document]) -> None:
     assert env["BUREAU_WEB_HOST"] == "0.0.0.0"
 
 
+def test_notify_gets_its_smtp_server_from_the_config_and_its_password_from_a_secret(
+    base: list[Document],
+) -> None:
+    kustomization = load_documents((BASE / "kustomization.yaml").read_text())[0]
+    config = generator_literals(kustomization, "configMapGenerator", "chuhai-config")
+    assert config["NOTIFY_GRPC_TARGET"] == f"notify:{grpc_port('notify')}"
+    assert "SMTP_PASSWORD" not in config
+    for name in SERVICES:
+        env = {e["name"]: e for e in container(find(base, "Deployment", name))["env"]}
+        if name != "notify":
+            assert "SMTP_PASSWORD" not in env, name
+            continue
+        # Optional: a server without login (the dev overlay's catcher) needs no Secret.
+        assert env["SMTP_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": SMTP_SECRET,
+            "key": "SMTP_PASSWORD",
+            "optional": True,
+        }
+    overlays = {
+        name: generator_literals(kustomization, "configMapGenerator", "chuhai-config")
+        for name, kustomization in zip(OVERLAYS, iter_overlay_kustomizations(), strict=True)
+    }
+    # Each overlay names its server: dev a catcher without TLS, prod the bureau's.
+    assert overlays["dev"]["SMTP_HOST"] == "mailpit"
+    assert overlays["dev"]["SMTP_STARTTLS"] == "false"
+    assert overlays["prod"]["SMTP_HOST"] and "SMTP_STARTTLS" not in overlays["prod"]
+    assert config["SMTP_STARTTLS"] == "true"
+    template = load_documents((K8S / "overlays" / "prod" / "smtp-secret.template.yaml").read_text())
+    assert set(find(template, "Secret", SMTP_SECRET)["stringData"]) == {"SMTP_PASSWORD"}
+
+
 def env_secret_names() -> set[str]:
     """The Secrets the services read variables from (others are mounted as files)."""
     return {
@@ -537,6 +569,9 @@ def test_prod_is_replicated_larger_and_expects_its_secret(
     # The operator creates the Secrets: the overlay renders none and refers to their names.
     assert not [d for d in prod if d["kind"] == "Secret"]
     assert mongodb_secret_refs(prod) == {MONGODB_SECRET}
+    notify_env = container(find(prod, "Deployment", "notify"))["env"]
+    (smtp,) = [e for e in notify_env if e["name"] == "SMTP_PASSWORD"]
+    assert smtp["valueFrom"]["secretKeyRef"]["name"] == SMTP_SECRET
     # People's tokens come from the bureau's identity provider, over HTTPS.
     (config,) = [d for d in prod if d["kind"] == "ConfigMap"]
     assert config["data"]["AUTH_JWKS_URL"].startswith("https://")
