@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from pymongo.errors import AutoReconnect
 
+from runtime.adapters.mongo import TransactionFailed
 from runtime.adapters.outbox import OutboxRecord, OutboxRelay, PublishError
 
 START = datetime(2025, 4, 1, tzinfo=UTC)
@@ -129,8 +130,19 @@ async def until(condition) -> None:
 
 @pytest.mark.parametrize(
     ("outbox_failures", "publisher_script"),
-    [((), [PublishError("broker down")]), ([AutoReconnect("mongo down")], [])],
-    ids=["kafka-fails", "mongo-fails"],
+    [
+        ((), [PublishError("broker down")]),
+        ([AutoReconnect("mongo down")], []),
+        (
+            [
+                TransactionFailed(
+                    "marking published kept conflicting", reason="TRANSACTION_CONFLICT"
+                )
+            ],
+            [],
+        ),
+    ],
+    ids=["kafka-fails", "mongo-fails", "transaction-budget-spent"],
 )
 async def test_run_backs_off_after_a_failure_then_keeps_relaying(
     outbox_failures, publisher_script

@@ -25,7 +25,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from runtime.adapters.events import EventEnvelope, envelope_for
 from runtime.adapters.metrics import OutboxMetrics, TransactionMetrics
-from runtime.adapters.mongo import run_in_transaction
+from runtime.adapters.mongo import TransactionFailed, run_in_transaction
 from runtime.adapters.settings import Settings
 from runtime.adapters.topics import TopicSpec
 from runtime.adapters.tracing import current_traceparent
@@ -443,7 +443,12 @@ class OutboxRelay:
                     continue
                 sent = await self.publish_pending()
                 failures = 0
-            except (PyMongoError, PublishError) as error:
+            # TransactionFailed: marking a batch published kept conflicting past its
+            # budget (measured: a killed relay's open transaction holds those rows on the
+            # embedded database for 60 s). It once ended the relay for good, leaving every
+            # later event unpublished; the next pass publishes the batch again, which
+            # consumers recognise by event id.
+            except (PyMongoError, PublishError, TransactionFailed) as error:
                 self._metrics.relay_errors.inc()
                 failures += 1
                 delay = min(10.0, 0.2 * 2**failures)
