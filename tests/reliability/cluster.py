@@ -1,6 +1,8 @@
 """The platform under test as real processes, so a kill -9 is real: its own embedded
-Kafka and SecantusDB (the session's shared infrastructure is never touched), and each
-service as ``python -m <service>`` on a fixed port, so a restarted one is found again."""
+Kafka and SecantusDB (the session's shared infrastructure is never touched), each
+service as ``python -m <service>`` on a fixed port, so a restarted one is found again,
+and notify's mail server: the embedded rung's catcher (launcher.mailbox) in the suite's
+own process, on a fixed port too, so it can be stopped and started again."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import aiohttp
 
 from launcher.cli import wait_serving
 from launcher.embedded import EmbeddedInfrastructure, free_port
+from launcher.mailbox import Mailbox
 from runtime.adapters.settings import Settings
 from runtime.adapters.tokens import DevelopmentKeys
 from runtime.adapters.topics import provision_topics
@@ -25,6 +28,18 @@ from tests.identity import TEST_AUDIENCE, TEST_ISSUER
 
 READY_SECONDS = 90.0
 STOP_SECONDS = 20.0
+# Notify's deliveries, sped up so that the suite's outages of the mail server stay short
+# of giving up on any e-mail: retried within a second, never failed for attempts.
+NOTIFY_SETTINGS = {
+    "NOTIFY_CONSUMER_GROUP": "reliability-notify",
+    "NOTIFY_DISPATCH_POLL_SECONDS": "0.5",
+    "NOTIFY_RETRY_BASE_SECONDS": "0.2",
+    "NOTIFY_RETRY_MAX_SECONDS": "1",
+    "NOTIFY_MAX_ATTEMPTS": "10000",
+    # A delivery claimed by a notify that died is due again after these plus 30 s.
+    "SMTP_TIMEOUT_SECONDS": "2",
+    "NOTIFY_WEBHOOK_TIMEOUT_SECONDS": "2",
+}
 
 
 @dataclass
@@ -76,17 +91,20 @@ class ServiceProcess:
 
 @dataclass
 class Cluster:
-    """Kafka, MongoDB, booth (twice), expo, warehouse and the bureau, all its own."""
+    """Kafka, MongoDB, booth (twice), expo, warehouse, the bureau, notify and its mail
+    server, all its own."""
 
     directory: Path
     keys: DevelopmentKeys
     kafka: EmbeddedInfrastructure = field(init=False)
     mongo: EmbeddedInfrastructure = field(init=False)
+    mailbox: Mailbox = field(init=False)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.kafka = EmbeddedInfrastructure(self.directory / "kafka")
         self.mongo = EmbeddedInfrastructure(self.directory / "mongo")
+        self.mailbox = Mailbox(self.directory / "mail")
 
     @property
     def settings(self) -> Settings:
@@ -102,6 +120,7 @@ class Cluster:
             booth_grpc_target=self.services["booth"].target,
             expo_grpc_target=self.services["expo"].target,
             warehouse_grpc_target=self.services["warehouse"].target,
+            notify_grpc_target=self.services["notify"].target,
         )
 
     def start_infrastructure(self) -> None:
@@ -110,7 +129,9 @@ class Cluster:
         provision_topics(self.kafka.kafka_bootstrap_servers)
 
     def declare(self) -> None:
-        ports = {name: free_port() for name in ("booth", "booth_b", "expo", "warehouse", "bureau")}
+        """The services' processes, not started; after ``start_mail`` (notify's SMTP port)."""
+        names = ("booth", "booth_b", "expo", "warehouse", "bureau", "notify")
+        ports = {name: free_port() for name in names}
         common = dict(os.environ)
         common.update(
             KAFKA_BOOTSTRAP_SERVERS=self.kafka.kafka_bootstrap_servers,
@@ -136,6 +157,13 @@ class Cluster:
             metrics = free_port()
             env[f"{module.upper()}_GRPC_PORT"] = str(port)
             env[f"{module.upper()}_METRICS_PORT"] = str(metrics)
+            if module == "notify":
+                env.update(
+                    NOTIFY_SETTINGS, SMTP_HOST="127.0.0.1", SMTP_PORT=str(self.mailbox.smtp_port)
+                )
+                # When its consumer got into the group ("notify consumer started") and
+                # each failed delivery attempt, for reading a failed run afterwards.
+                env["LOG_LEVEL"] = "INFO"
             self.services[name] = ServiceProcess(
                 name, module, port, metrics, env, logs / f"{name}.log"
             )
@@ -160,6 +188,13 @@ class Cluster:
         # Same port: clients reconnect to the address they know.
         self.kafka.start(mongo=False)
         provision_topics(self.kafka.kafka_bootstrap_servers)
+
+    async def start_mail(self) -> None:
+        """The mail server; again on the port it had (port 0 picks one the first time)."""
+        await self.mailbox.start()
+
+    async def stop_mail(self) -> None:
+        await self.mailbox.stop()
 
     def kill_mongo(self) -> None:
         self.mongo.kill()

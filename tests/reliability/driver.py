@@ -1,6 +1,8 @@
 """The load driver: steady, bounded load through the public gRPC APIs of booth, expo and
 warehouse, each call made by the principal who would make it, every request logged in
-the History with what it must leave behind.
+the History with what it must leave behind. Before the load, a few of its principals
+(the officers, the operator, the first exporters and the first buyer) give notify an
+e-mail address, so that what happens to them also travels by e-mail.
 
 Retries: a call that got no definite answer (the server was killed, unreachable, or
 failed unexpectedly) is retried with the same request id, as a client does, until it
@@ -22,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
+from google.protobuf.field_mask_pb2 import FieldMask
 from grpc_status import rpc_status
 
 from chuhai.booth.v1 import booth_service_pb2 as booth_pb
@@ -30,6 +33,9 @@ from chuhai.booth.v1 import resources_pb2 as booth_res
 from chuhai.expo.v1 import expo_service_pb2 as expo_pb
 from chuhai.expo.v1 import expo_service_pb2_grpc as expo_grpc
 from chuhai.expo.v1 import resources_pb2 as expo_res
+from chuhai.notify.v1 import notify_service_pb2 as notify_pb
+from chuhai.notify.v1 import notify_service_pb2_grpc as notify_grpc
+from chuhai.notify.v1 import resources_pb2 as notify_res
 from chuhai.warehouse.v1 import resources_pb2 as wh_res
 from chuhai.warehouse.v1 import warehouse_service_pb2 as wh_pb
 from chuhai.warehouse.v1 import warehouse_service_pb2_grpc as wh_grpc
@@ -68,6 +74,10 @@ _CHANNEL_OPTIONS = [
 ]
 COUNTRIES = ("DE", "US", "NG", "BR", "KE", "VN", "AE", "MX")
 HAIR_HS = "670420"
+# Exporters and buyers, the first registered, that give notify an e-mail address.
+MAIL_EXPORTERS = 2
+MAIL_BUYERS = 1
+MAIL_DOMAIN = "reliability.test"
 
 
 def definite(error: grpc.aio.AioRpcError) -> bool:
@@ -127,6 +137,7 @@ class Targets:
             "booth": booth_grpc.BoothServiceStub,
             "expo": expo_grpc.ExpoServiceStub,
             "warehouse": wh_grpc.WarehouseServiceStub,
+            "notify": notify_grpc.NotifyServiceStub,
         }[service]
         return kind(channel)
 
@@ -160,6 +171,10 @@ class World:
     joining: set[str] = field(default_factory=set)
     buyers: list[Buyer] = field(default_factory=list)
     warehouses: list[tuple[str, str]] = field(default_factory=list)
+    # Intents acknowledged and not quoted yet: (intent id, the exhibitor it reached).
+    intents: list[tuple[str, str]] = field(default_factory=list)
+    # notify reader key ("officer", "exporter:<code>", ...) -> the e-mail address it gave.
+    mail: dict[str, str] = field(default_factory=dict)
 
 
 class LoadDriver:
@@ -181,6 +196,8 @@ class LoadDriver:
         self._numbers = itertools.count(1)
         self._retry_budget = retry_budget_seconds
         self.today = datetime.now(UTC).date()
+        # Places taken among the first exporters and buyers that give an e-mail address.
+        self._mail_places = {"exporter": MAIL_EXPORTERS, "buyer": MAIL_BUYERS}
 
     def request_id(self, kind: str) -> str:
         return f"{self.run_id}-{next(self._numbers):05d}-{kind}"
@@ -217,8 +234,14 @@ class LoadDriver:
     # The operations -----------------------------------------------------------------------
 
     async def setup(self) -> None:
-        """The fair and the cloud expo every later request relies on (officer)."""
+        """The officers' and the operator's e-mail addresses, first: every notification
+        for them is then made after notify knows the address; then the fair and the
+        cloud expo every later request relies on (officer)."""
         world, officer = self.world, self.principals.officer()
+        await self.give_email("officer", officer)
+        await self.give_email(
+            f"operator:{world.operator_id}", self.principals.operator(world.operator_id)
+        )
         fair = fair_request(world.fair_id, quota=40)
         fair.request_id = self.request_id("create-fair")
         await self._must(
@@ -285,6 +308,35 @@ class LoadDriver:
             ),
         )
 
+    async def give_email(self, reader: str, metadata: Metadata) -> None:
+        """Give notify an address for ``reader`` (the principal of ``metadata``)."""
+        address = f"{reader.replace(':', '-').lower()}@{MAIL_DOMAIN}"
+        request = notify_pb.UpdatePreferencesRequest(
+            request_id=self.request_id("mail"),
+            preferences=notify_res.Preferences(email=address),
+            update_mask=FieldMask(paths=["email"]),
+        )
+        await self._must(
+            Request(
+                request.request_id,
+                "notify",
+                "UpdatePreferences",
+                f"{reader} <{address}>",
+                expect=Expectation(state=[("notify", "preferences", reader)]),
+            ),
+            lambda stub: stub.UpdatePreferences(
+                request, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS
+            ),
+        )
+        self.world.mail[reader] = address
+
+    def _mail_place(self, role: str) -> bool:
+        """Whether the next new ``role`` gives an address (the first few do)."""
+        if self._mail_places[role] <= 0:
+            return False
+        self._mail_places[role] -= 1
+        return True
+
     async def _must(self, request: Request, call: Call) -> Any:
         response = await self.send(self.history.add(request), call)
         if response is None:
@@ -326,6 +378,9 @@ class LoadDriver:
         )
         if reply is None:
             return None
+        # Before the load can use it: nothing happens to it before notify has the address.
+        if self._mail_place("exporter"):
+            await self.give_email(f"exporter:{code}", metadata)
         self.world.exporters.append(code)
         return code
 
@@ -449,6 +504,8 @@ class LoadDriver:
             entry.expect = Expectation(
                 state=[("expo", "buyers", buyer_id)], events={"BuyerRegistered": 1}
             )
+            if self._mail_place("buyer"):
+                await self.give_email(f"buyer:{buyer_id}", self.principals.buyer(subject, buyer_id))
             self.world.buyers.append(Buyer(subject, buyer_id, country))
 
     async def visit(self, buyer: Buyer, exhibitors: list[str]) -> None:
@@ -522,7 +579,38 @@ class LoadDriver:
                 events={"IntentSubmitted": 1},
                 counted=[("intents", intent_id, 1)],
             )
+            self.world.intents.append((intent_id, exhibitor))
         return entry
+
+    async def quote(self, intent_id: str, exhibitor: str) -> None:
+        """The exhibitor an inquiry reached quotes."""
+        request = expo_pb.RespondToIntentRequest(
+            request_id=self.request_id("quote"),
+            intent_id=intent_id,
+            kind=expo_res.RESPONSE_KIND_QUOTED,
+            unit_price=expo_res.Money(currency="USD", units=10 + self.rng.randrange(90)),
+            moq=100,
+            lead_time_days=21,
+            incoterm=expo_res.INCOTERM_FOB,
+            valid_until=timestamp(datetime.now(UTC) + timedelta(days=30)),
+        )
+        entry = self.history.add(
+            Request(
+                request.request_id, "expo", "RespondToIntent", f"{exhibitor} quotes {intent_id}"
+            )
+        )
+        metadata = self.principals.exporter(exhibitor)
+        reply = await self.send(
+            entry,
+            lambda stub: stub.RespondToIntent(
+                request, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS
+            ),
+        )
+        if reply is not None:
+            # Enough quotes close the intent (as many as it may take, or all its recipients).
+            closed = reply.intent.state == expo_res.INTENT_STATE_CLOSED
+            entry.response = expo_res.IntentState.Name(reply.intent.state)
+            entry.expect = Expectation(events={"QuoteSent": 1, "IntentClosed": int(closed)})
 
     async def register_warehouse(self) -> None:
         world = self.world
@@ -687,6 +775,8 @@ class LoadDriver:
         elif step == 5 and world.exhibitors:
             buyer = world.buyers[number % len(world.buyers)]
             await self.visit(buyer, world.exhibitors[-3:])
+        elif step == 6 and number % 30 == 16 and world.intents:
+            await self.quote(*world.intents.pop(0))
         elif step == 6 and world.exhibitors:
             buyer = world.buyers[number % len(world.buyers)]
             await self.submit_intent(buyer, world.exhibitors[number % len(world.exhibitors)])

@@ -1,6 +1,7 @@
 """The faults, injected one after another while the load runs, each with its recovery
 times: seconds from the injection until the service answers again, and until the
-bureau has applied every event the outboxes held by then."""
+bureau has applied every event the outboxes held by then (for notify's own fault: until
+notify has handled every event of the types it reads that the outboxes held by then)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import grpc
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pymongo import AsyncMongoClient
 
 from chuhai.booth.v1 import booth_service_pb2 as booth_pb
@@ -22,16 +23,30 @@ from launcher.cli import replay_outboxes
 from runtime.adapters.outbox import OUTBOX_COLLECTION
 from runtime.adapters.topics import DOMAIN_TOPICS
 from tests.kafka_reading import read_records
-from tests.reliability.cluster import Cluster
+from tests.reliability.cluster import NOTIFY_SETTINGS, Cluster
 from tests.reliability.driver import LoadDriver
 from tests.reliability.history import ACKNOWLEDGED, FAILED
-from tests.reliability.observe import PRODUCERS, events_applied, outbox_total, unpublished
+from tests.reliability.observe import (
+    PRODUCERS,
+    events_applied,
+    notify_handled,
+    notify_reads,
+    outbox_total,
+    pending_email,
+    unpublished,
+    unpublished_among,
+)
 
 CATCH_UP_SECONDS = 120.0
 # How long the services get to find a restarted broker by themselves: a relay stuck
 # retrying for the old broker gives up after its 15 s acknowledgement deadline.
 BROKER_RECOVERY_SECONDS = 60.0
 POISON = b"\x01 not an envelope"
+# Both consumers of the domain topics dead-letter a poison record, each once.
+CONSUMERS = ("bureau", "notify")
+# An e-mail a killed notify had claimed is due again once the claim lapses: the SMTP
+# timeout (cluster.NOTIFY_SETTINGS) plus notify's 30 s margin.
+EMAIL_SETTLE_SECONDS = 60.0
 
 
 @dataclass
@@ -105,6 +120,37 @@ class Faults:
 
         await self.until(f"bureau applies {total} events", reached, within)
         return time.monotonic() - since
+
+    async def notify_caught_up(self, since: float, within: float = CATCH_UP_SECONDS) -> float:
+        """Seconds from ``since`` until notify has handled every event of the types it
+        reads that the outboxes hold now."""
+        ids = await notify_reads(self.mongo, self.settings)
+        # Asked for again only while not handled: the query stays small.
+        left = set(ids)
+
+        async def covered() -> bool:
+            left.difference_update(await notify_handled(self.mongo, self.settings, left))
+            return not left
+
+        try:
+            await self.until(f"notify handles {len(ids)} events", covered, within, every=0.5)
+        except AssertionError as error:
+            # Events never published (a relay stopped) are not notify's to handle.
+            unsent = await unpublished_among(self.mongo, self.settings, left)
+            raise AssertionError(
+                f"{error}: {len(left)} not handled, {unsent} of them not published by their"
+                f" outbox; e.g. {sorted(left)[:5]}"
+            ) from None
+        return time.monotonic() - since
+
+    async def notify_settled(self) -> None:
+        """Notify caught up, and no e-mail waiting any more."""
+        await self.notify_caught_up(time.monotonic())
+
+        async def sent() -> bool:
+            return not await pending_email(self.mongo, self.settings)
+
+        await self.until("no e-mail pending", sent, EMAIL_SETTLE_SECONDS, every=0.25)
 
     async def _answered_after(self, service: str, since: float) -> float:
         async def up() -> bool:
@@ -335,35 +381,83 @@ class Faults:
             "bureau", "chuhai_bureau_events_redelivered_total"
         )
         injected = time.monotonic()
-        await asyncio.to_thread(self._produce, deliveries)
+        last = await asyncio.to_thread(self._produce, deliveries)
 
         async def refused() -> bool:
             now = await self.cluster.metric("bureau", "chuhai_bureau_events_redelivered_total")
             return now - redelivered_before >= len(deliveries)
 
         await self.until("the bureau refuses every copy", refused)
+        # Notify has no count of the copies it skips; its committed offsets show it read
+        # past every one (before the broker kill that follows wipes them).
+        await asyncio.to_thread(
+            self._committed_past, NOTIFY_SETTINGS["NOTIFY_CONSUMER_GROUP"], last
+        )
+        notify_read = time.monotonic() - injected
         return self._record(
             FaultResult(
                 "duplicated and reordered deliveries",
                 0.0,
                 await self.caught_up(injected),
-                {"event_types": len(rows), "deliveries": len(deliveries)},
+                {
+                    "event_types": len(rows),
+                    "deliveries": len(deliveries),
+                    "notify_read_past_seconds": round(notify_read, 2),
+                },
             )
         )
 
-    def _produce(self, records: list[tuple[str, str | None, bytes]]) -> None:
+    def _produce(self, records: list[tuple[str, str | None, bytes]]) -> dict[TopicPartition, int]:
+        """Send ``records``; the offset of the last one each partition got."""
         producer = KafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap_servers)
         try:
-            for topic, key, value in records:
+            sent = [
                 producer.send(topic, key=key.encode() if key else None, value=value)
+                for topic, key, value in records
+            ]
             producer.flush(30)
         finally:
             producer.close()
+        last: dict[TopicPartition, int] = {}
+        for future in sent:
+            meta = future.get(0)
+            where = TopicPartition(meta.topic, meta.partition)
+            last[where] = max(meta.offset, last.get(where, -1))
+        return last
+
+    def _committed_past(
+        self, group: str, last: dict[TopicPartition, int], within: float = CATCH_UP_SECONDS
+    ) -> None:
+        """Wait until ``group`` committed offsets past ``last`` in each partition: it
+        handled every record up to there. Asks without joining the group."""
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            group_id=group,
+            enable_auto_commit=False,
+        )
+        deadline = time.monotonic() + within
+        try:
+            waiting = dict(last)
+            while waiting:
+                for where, offset in list(waiting.items()):
+                    if (consumer.committed(where) or 0) > offset:
+                        del waiting[where]
+                if waiting and time.monotonic() >= deadline:
+                    raise AssertionError(f"not within {within} s: {group} reads {waiting}")
+                time.sleep(0.25)
+        finally:
+            consumer.close()
 
     # 8. poison records on every consumed topic -------------------------------------------------
 
+    async def _dead_letters(self) -> dict[str, float]:
+        return {
+            consumer: await self.cluster.metric(consumer, f"chuhai_{consumer}_dead_letters_total")
+            for consumer in CONSUMERS
+        }
+
     async def poison(self) -> FaultResult:
-        dead_before = await self.cluster.metric("bureau", "chuhai_bureau_dead_letters_total")
+        dead_before = await self._dead_letters()
         tag = f"poison-{self.driver.run_id}"
         injected = time.monotonic()
         await asyncio.to_thread(
@@ -372,24 +466,30 @@ class Faults:
         self.poison_records += len(DOMAIN_TOPICS)
 
         async def dead_lettered() -> bool:
-            now = await self.cluster.metric("bureau", "chuhai_bureau_dead_letters_total")
-            return now - dead_before >= len(DOMAIN_TOPICS)
+            now = await self._dead_letters()
+            return all(now[c] - dead_before[c] >= len(DOMAIN_TOPICS) for c in CONSUMERS)
 
-        await self.until("every poison record dead-lettered", dead_lettered)
+        await self.until("every poison record dead-lettered by each consumer", dead_lettered)
         errors = {}
         for topic in DOMAIN_TOPICS:
             records = await asyncio.to_thread(
                 read_records,
                 self.settings.kafka_bootstrap_servers,
                 topic.dlq.name,
-                expected=1,
+                expected=len(CONSUMERS),
                 keys={tag.encode()},
                 within_seconds=30,
             )
-            assert len(records) == 1, topic.dlq.name
-            headers = dict(records[0].headers)
-            assert headers["error"] and headers["original_topic"] == topic.name.encode()
-            errors[topic.name] = headers["error_type"].decode()
+            every = [dict(record.headers) for record in records]
+            assert sorted(h["consumer"].decode() for h in every) == sorted(CONSUMERS), (
+                topic.dlq.name,
+                every,
+            )
+            for headers in every:
+                assert headers["error"] and headers["original_topic"] == topic.name.encode()
+                errors[f"{topic.name}:{headers['consumer'].decode()}"] = headers[
+                    "error_type"
+                ].decode()
         # The stream goes on: what the load writes next is applied.
         after = time.monotonic()
         await self._acknowledged("expo", after, 2)
@@ -398,6 +498,57 @@ class Faults:
                 "poison records on every topic",
                 0.0,
                 await self.caught_up(injected),
-                {"topics": len(errors), "error_types": sorted(set(errors.values()))},
+                {"topics": len(DOMAIN_TOPICS), "error_types": sorted(set(errors.values()))},
+            )
+        )
+
+    # 9. kill -9 of notify mid-load, with e-mails waiting for the mail server -----------------
+
+    async def kill_notify(self) -> FaultResult:
+        """The mail server stops; once an e-mail has waited for it (an attempt failed),
+        notify is killed. While it is down the load goes on through every producer and
+        the bureau becomes exact, as if notify did not exist. Then notify starts again,
+        and the mail server: notify catches up from the topics, and the e-mails that were
+        waiting are sent (they were documents, not the dead process's memory). Times are
+        from the restart; the outage is the suite's choice (``down_seconds``)."""
+        await self.cluster.stop_mail()
+
+        async def waiting() -> bool:
+            return bool(await pending_email(self.mongo, self.settings, attempted=True))
+
+        await self.until("an e-mail waits for the mail server", waiting)
+        injected = time.monotonic()
+        self.cluster.services["notify"].kill()
+        waited = await pending_email(self.mongo, self.settings)
+        for service in PRODUCERS:
+            await self._acknowledged(service, injected, 2)
+        bureau_exact = await self.caught_up(injected)
+        restarted = time.monotonic()
+        down = restarted - injected
+        await self.cluster.restart("notify")
+        answered = time.monotonic() - restarted
+        await self.cluster.start_mail()
+        caught_up = await self.notify_caught_up(restarted)
+
+        async def sent() -> bool:
+            return not waited & await pending_email(self.mongo, self.settings)
+
+        await self.until("the e-mails that waited are sent", sent, EMAIL_SETTLE_SECONDS)
+        return self._record(
+            FaultResult(
+                "kill -9 notify, e-mails waiting",
+                answered,
+                caught_up,
+                {
+                    "down_seconds": round(down, 2),
+                    "acknowledged_while_down": sum(
+                        1
+                        for r in self.driver.history.with_outcome(ACKNOWLEDGED)
+                        if injected < r.started and r.finished < restarted
+                    ),
+                    "bureau_exact_while_down_seconds": round(bureau_exact, 2),
+                    "emails_waiting_at_kill": len(waited),
+                    "waiting_emails_sent_seconds": round(time.monotonic() - restarted, 2),
+                },
             )
         )

@@ -1,11 +1,19 @@
 """Reading back what the platform holds: the outboxes, the documents the history names,
-the stored answers, and the bureau's figures over its public gRPC API."""
+the stored answers, the bureau's figures over its public gRPC API, and what notify made
+(its collections, database ``<prefix>notify``) and the mail server kept."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
+from collections.abc import Iterable
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
 
 import grpc
+from google.protobuf.json_format import MessageToDict
 from pymongo import AsyncMongoClient
 
 from chuhai.bureau.v1 import bureau_service_pb2 as pb
@@ -15,10 +23,20 @@ from runtime.adapters.idempotency import REQUESTS_COLLECTION
 from runtime.adapters.outbox import OUTBOX_COLLECTION
 from runtime.adapters.settings import Settings
 from tests.identity import Metadata
-from tests.reliability.checker import Observation, OutboxEvent
+from tests.reliability.checker import (
+    NOTIFY_READS,
+    CaughtMail,
+    EmailDelivery,
+    MadeNotification,
+    NotifyObservation,
+    Observation,
+    OutboxEvent,
+)
 from tests.reliability.history import History, StateKey
 
 PRODUCERS = ("booth", "expo", "warehouse")
+PENDING = "PENDING"
+EMAIL = "EMAIL"
 
 
 async def outbox_events(mongo: AsyncMongoClient, settings: Settings) -> list[OutboxEvent]:
@@ -27,15 +45,89 @@ async def outbox_events(mongo: AsyncMongoClient, settings: Settings) -> list[Out
         outbox = mongo.get_database(settings.database_name(service))[OUTBOX_COLLECTION]
         async for doc in outbox.find({}, {"envelope": 1, "type": 1}):
             envelope = decode_envelope(bytes(doc["envelope"]))
-            events.append(
-                OutboxEvent(
-                    service,
-                    doc["_id"],
-                    doc["type"].rsplit(".", 1)[-1],
-                    envelope.correlation_id,
-                )
-            )
+            kind = doc["type"].rsplit(".", 1)[-1]
+            fields: dict[str, Any] = {}
+            if kind in NOTIFY_READS:
+                payload = getattr(envelope, envelope.WhichOneof("payload") or "")
+                fields = MessageToDict(payload, preserving_proto_field_name=True)
+            events.append(OutboxEvent(service, doc["_id"], kind, envelope.correlation_id, fields))
     return events
+
+
+async def notify_reads(mongo: AsyncMongoClient, settings: Settings) -> list[str]:
+    """The ids of the outboxes' events of the types notify reads."""
+    ids: list[str] = []
+    for service in PRODUCERS:
+        outbox = mongo.get_database(settings.database_name(service))[OUTBOX_COLLECTION]
+        async for doc in outbox.find({}, {"type": 1}):
+            if doc["type"].rsplit(".", 1)[-1] in NOTIFY_READS:
+                ids.append(doc["_id"])
+    return ids
+
+
+async def notify_handled(
+    mongo: AsyncMongoClient, settings: Settings, ids: Iterable[str]
+) -> set[str]:
+    """Those of the events ``ids`` notify recorded as handled."""
+    events = mongo.get_database(settings.database_name("notify"))["events"]
+    return {doc["_id"] async for doc in events.find({"_id": {"$in": list(ids)}}, {"_id": 1})}
+
+
+async def unpublished_among(mongo: AsyncMongoClient, settings: Settings, ids: Iterable[str]) -> int:
+    """How many of the events ``ids`` their outbox has not published yet."""
+    query = {"_id": {"$in": list(ids)}, "published_at": None}
+    total = 0
+    for service in PRODUCERS:
+        db = mongo.get_database(settings.database_name(service))
+        total += await db[OUTBOX_COLLECTION].count_documents(query)
+    return total
+
+
+async def pending_email(
+    mongo: AsyncMongoClient, settings: Settings, *, attempted: bool = False
+) -> set[str]:
+    """The e-mail deliveries still waiting (only those tried before, with ``attempted``)."""
+    query: dict[str, object] = {"channel": EMAIL, "status": PENDING}
+    if attempted:
+        query["attempts"] = {"$gte": 1}
+    deliveries = mongo.get_database(settings.database_name("notify"))["deliveries"]
+    return {doc["_id"] async for doc in deliveries.find(query, {"_id": 1})}
+
+
+def caught_mail(directory: Path) -> list[CaughtMail]:
+    """Every message the mail server kept: its envelope recipient and the delivery its
+    Message-ID (``<delivery id@domain>``) names."""
+    parser = BytesHeaderParser(policy=default_policy)
+    caught = []
+    for path in sorted(directory.glob("*.eml")):
+        headers = parser.parsebytes(path.read_bytes())
+        message_id = str(headers.get("Message-ID", "")).strip().strip("<>")
+        caught.append(
+            CaughtMail(message_id.partition("@")[0], str(headers.get("Delivered-To", "")))
+        )
+    return caught
+
+
+async def observe_notify(
+    mongo: AsyncMongoClient, settings: Settings, mail: Path, addresses: dict[str, str]
+) -> NotifyObservation:
+    db = mongo.get_database(settings.database_name("notify"))
+    notifications = []
+    async for doc in db["notifications"].find(
+        {}, {"kind": 1, "event_id": 1, "reader": 1, "facts": 1}
+    ):
+        source = doc["event_id"]
+        if doc["kind"] == "QUOTA_FILLED":
+            # Its natural key: said once for the fair and booth type.
+            source = f"quota:{doc['facts']['fair_id']}:{doc['facts']['booth_type']}"
+        notifications.append(MadeNotification(doc["_id"], doc["kind"], source, doc["reader"]))
+    email = [
+        EmailDelivery(doc["_id"], doc["notification_id"], doc["target"], doc["status"])
+        async for doc in db["deliveries"].find({"channel": EMAIL})
+    ]
+    return NotifyObservation(
+        notifications, email, await asyncio.to_thread(caught_mail, mail), dict(addresses)
+    )
 
 
 async def outbox_total(mongo: AsyncMongoClient, settings: Settings) -> int:

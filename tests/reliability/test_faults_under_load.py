@@ -1,9 +1,11 @@
 """Faults under load (issue 11): steady load through the public APIs of booth, expo and
 warehouse while every fault of the list is injected in turn; afterwards every request of
-the history is checked against MongoDB, the outboxes and the bureau. The suite fails
+the history is checked against MongoDB, the outboxes and the bureau, and notify's
+notifications and e-mails against what the outboxes imply (issue 14). The suite fails
 unless nothing acknowledged is missing, nothing is counted twice, nothing refused was
-written and the reconciliation finds no difference. Prints the report table and keeps it
-in tests/reliability/results.json."""
+written, the reconciliation finds no difference, no notification is missing or made
+twice and every e-mail was delivered and caught. Prints the report table and keeps it in
+tests/reliability/results.json."""
 
 from __future__ import annotations
 
@@ -20,11 +22,11 @@ from runtime.adapters.tokens import DevelopmentKeys
 from runtime.kernel.identity import Role
 from tests.identity import Identities
 from tests.reliability import report
-from tests.reliability.checker import check
+from tests.reliability.checker import check, check_notify
 from tests.reliability.cluster import Cluster
 from tests.reliability.driver import LoadDriver, Principals, Targets
 from tests.reliability.faults import Faults
-from tests.reliability.observe import bureau_figures, observe
+from tests.reliability.observe import bureau_figures, observe, observe_notify
 
 pytestmark = pytest.mark.integration
 
@@ -54,12 +56,15 @@ async def test_faults_under_load(
     try:
         async with asyncio.timeout(SUITE_SECONDS):
             await asyncio.to_thread(cluster.start_infrastructure)
+            await cluster.start_mail()
             cluster.declare()
-            await cluster.start("booth", "warehouse", "bureau")
+            await cluster.start("booth", "warehouse", "bureau", "notify")
             await cluster.start("expo")
             mongo = AsyncMongoClient(cluster.mongo.mongodb_uri, tz_aware=True)
             services = cluster.services
-            targets = Targets({n: [services[n].target] for n in ("booth", "expo", "warehouse")})
+            targets = Targets(
+                {n: [services[n].target] for n in ("booth", "expo", "warehouse", "notify")}
+            )
             driver = LoadDriver(targets, Principals(identities), "rel")
             await driver.setup()
             load = asyncio.create_task(
@@ -76,6 +81,7 @@ async def test_faults_under_load(
             await faults.until("the load has exhibitors, buyers and warehouses", warmed_up)
             for name in ("booth", "expo", "warehouse"):
                 await faults.kill_service(name)
+            await faults.kill_notify()
             await faults.kill_one_of_two_booths()
             await faults.kill_bureau_mid_batch()
             await faults.kill_relay_with_unpublished_rows()
@@ -87,16 +93,24 @@ async def test_faults_under_load(
             stop.set()
             await load
             await faults.caught_up(time.monotonic())
+            await faults.notify_settled()
             figures = await bureau_figures(
                 services["bureau"].target, driver.principals.officer(), world.fair_id
             )
             seen = await observe(mongo, cluster.settings, driver.history, figures)
             verdict = check(driver.history, seen)
             reconciled = await reconciliation(cluster, identities)
+            notified = check_notify(
+                seen.events,
+                await observe_notify(
+                    mongo, cluster.settings, cluster.mailbox.directory, world.mail
+                ),
+            )
         driver.history.write(tmp_path / "history.jsonl")
         results = report.results(
             driver.history,
             verdict,
+            notified,
             faults.results,
             poison_records=faults.poison_records,
             reconciled=reconciled,
@@ -107,6 +121,7 @@ async def test_faults_under_load(
         assert verdict.findings == [], "\n".join(map(str, verdict.findings[:30]))
         assert results["writes_missing"] == results["double_counts"] == 0
         assert reconciled[0] == [], reconciled
+        assert notified.findings == [], "\n".join(map(str, notified.findings[:30]))
     finally:
         stop.set()
         if load is not None and not load.done():
@@ -117,3 +132,4 @@ async def test_faults_under_load(
         if mongo is not None:
             await mongo.close()
         await asyncio.to_thread(cluster.stop)
+        await cluster.stop_mail()
