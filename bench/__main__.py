@@ -1,6 +1,7 @@
 """`make bench` (`python -m bench`): every figure of issue 12 on a private embedded
-platform, then the full-speed demo (skipped with --quick). Prints a table, writes
-bench/results.json, and ends with one `bench: key=value ...` line.
+platform, notify's throughput on infrastructure of its own (bench.notify_bench), then
+the full-speed demo (skipped with --quick). Prints a table, writes bench/results.json,
+and ends with one `bench: key=value ...` line.
 
 The machine is shared and small: absolute rates vary from run to run, ratios against the
 baselines measured beside them less so. Compare before and after on the same machine."""
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from bench.demo_run import run_full_speed
 from bench.measures import QUICK, Bench, Sizes, say
+from bench.notify_bench import measure_notify
 from bench.platform import BenchPlatform
 from bench.report import Report
 
@@ -50,6 +52,7 @@ async def measure(root: Path, sizes: Sizes, report: Report) -> None:
 
 def demo(root: Path, within_seconds: float, report: Report) -> None:
     say(f"demo: chuhai-platform run --full-speed (at most {within_seconds:.0f} s)")
+    root.mkdir(parents=True, exist_ok=True)
     log = root / "demo.log"
     run = run_full_speed(root / "var", within_seconds, log)
     for label, count, seconds, rate in run.phases:
@@ -87,6 +90,7 @@ def main() -> int:
         root = Path(tmp)
         if not args.only_demo:
             asyncio.run(measure(root / "platform", sizes, report))
+            asyncio.run(measure_notify(root / "notify", sizes.notify_intents, report))
         if args.quick:
             report.add("demo_full_speed_s", None, "s", "skipped (--quick)")
         else:

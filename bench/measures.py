@@ -66,6 +66,8 @@ class Sizes:
     answers: int = 3_000
     answer_seconds: float = 120.0
     applications: int = 2_000
+    # Intents in notify's set (bench.notify_bench): about 2.2 events an intent.
+    notify_intents: int = 3_000
 
     @property
     def buyers(self) -> int:
@@ -83,6 +85,7 @@ QUICK = Sizes(
     answers=1_000,
     answer_seconds=60.0,
     applications=1_000,
+    notify_intents=1_000,
 )
 
 

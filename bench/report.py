@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-# The issue's targets (issue 12), one per figure that has one.
+# The targets, one per figure that has one (issue 12's unless said).
 TARGETS: dict[str, tuple[Literal["<=", ">=", "=="], float]] = {
     "demo_full_speed_s": ("<=", 120.0),
     "ingest_ratio": (">=", 1.0),
@@ -21,6 +21,10 @@ TARGETS: dict[str, tuple[Literal["<=", ">=", "=="], float]] = {
     "booth_allocated": ("==", 43.0),
     "booth_slowest_allocation_s": ("<=", 2.0),
     "answer_per_s": (">=", 300.0),
+    # Not issue 12's: notify (issue 14) handling a pre-filled set of events against
+    # insert_one, measured at 0.085 when it wrote each notification and delivery on its
+    # own, 0.3 to 0.4 since it writes a batch at a time.
+    "notify_ratio": (">=", 0.2),
 }
 
 

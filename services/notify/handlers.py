@@ -1,11 +1,12 @@
 """The notify service's use cases.
 
-Event handling (``handle_event``) runs outside transactions, as a sequence of idempotent
-writes: the joins it keeps, each notification (its id derived from its source, reader
-and kind), the deliveries planned for it (ids derived from the notification, channel
-and target), and last the record that the event was handled. A crash between any two
-steps and the event's redelivery converge on what handling it once makes; an event
-recorded as handled is skipped at once.
+Event handling (``handle_events``) takes a consumer batch at once and runs outside
+transactions, as a sequence of idempotent writes for the whole batch: the joins it
+keeps, the notifications (each id derived from its source, reader and kind), the
+deliveries planned for them (ids derived from the notification, channel and target),
+and last the record that each event was handled. A crash between any two writes and
+the batch's redelivery converge on what handling it once makes; an event recorded as
+handled is skipped at once.
 
 The calls of a reader (list, mark read, preferences, webhooks, the delivery log) act
 on the caller's own reader only (domain.Reader.of): a principal without one (a buyer
@@ -15,8 +16,10 @@ No pymongo and no protobuf here: unit tests run these over an in-memory reposito
 
 from __future__ import annotations
 
+import bisect
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
@@ -110,63 +113,149 @@ class Marked:
 
 # Events.
 
+# One event as the consumer read it: its fact, and its envelope's type.
+Event = tuple[Fact, str]
+
 
 async def handle_event(
     store: NotifyStore, fact: Fact, event_type: str, now: datetime, policy: DeliveryPolicy
 ) -> Handled:
     """Turn one event (``fact``, of envelope type ``event_type``) into the notifications
     it makes, each with its deliveries, once."""
-    if await store.handled(fact.event_id):
-        return SKIPPED
-    known = await _known(store, fact)
-    drafts = domain.drafts_for(fact, known)
-    stale = domain.is_stale(fact.occurred_at, now, policy.stale_after_hours)
-    made, planned = await _make(store, drafts, now, stale, policy)
-    await store.record_event(fact.event_id, event_type, fact.occurred_at, now)
-    return Handled(True, made, planned)
+    return (await handle_events(store, [(fact, event_type)], now, policy))[0]
 
 
-async def _known(store: NotifyStore, fact: Fact) -> Known:
-    """Keep the joins ``fact`` adds, and look up those it needs."""
-    match fact:
-        case domain.ExporterProfiled():
-            await store.save_exporter(fact.credit_code, fact.hs_headings)
-        case domain.ApplicationSubmitted():
-            await store.save_application(
-                fact.application_id, fact.credit_code, fact.fair_id, fact.booth_type
+async def handle_events(
+    store: NotifyStore, events: Sequence[Event], now: datetime, policy: DeliveryPolicy
+) -> list[Handled]:
+    """Turn a batch of events, in the order they were read, into the notifications each
+    makes, each with its deliveries, once; what handling each one did, in that order.
+
+    A batch costs about a dozen round trips whatever its size (a question about more
+    than a hundred ids takes one more per hundred): which events were handled before;
+    the joins the batch adds, saved before any is looked up, so that an event sees
+    those of earlier events of its batch as it would one at a time (an application
+    submitted and scored, an intent submitted and quoted); one look-up per join; the
+    readers' preferences and webhooks; one write each for the notifications and their
+    deliveries; last, one for the events handled. An event read twice in one batch is
+    handled at its first place."""
+    before = await store.handled_among(fact.event_id for fact, _ in events)
+    fresh: dict[str, Event] = {}
+    for fact, event_type in events:
+        if fact.event_id not in before:
+            fresh.setdefault(fact.event_id, (fact, event_type))
+    if not fresh:
+        return [SKIPPED] * len(events)
+    facts = [fact for fact, _ in fresh.values()]
+    knowns = await _known(store, facts)
+    drafts = [
+        (draft, domain.is_stale(fact.occurred_at, now, policy.stale_after_hours))
+        for fact, known in zip(facts, knowns, strict=True)
+        for draft in domain.drafts_for(fact, known)
+    ]
+    made, planned = await _make(store, drafts, now, policy)
+    await store.record_events(
+        [(fact.event_id, event_type, fact.occurred_at) for fact, event_type in fresh.values()],
+        now,
+    )
+    # Each event's share: the notifications its drafts made, the deliveries planned now
+    # for any of them (made now or before).
+    made_by: dict[str, list[Notification]] = {}
+    for notification in made:
+        made_by.setdefault(notification.event_id, []).append(notification)
+    planned_by: dict[str, int] = {}
+    for draft, _ in drafts:
+        count = planned.pop(draft.notification_id, 0)
+        planned_by[draft.event_id] = planned_by.get(draft.event_id, 0) + count
+    results = []
+    for fact, _ in events:
+        if fresh.pop(fact.event_id, None) is None:
+            results.append(SKIPPED)
+        else:
+            results.append(
+                Handled(
+                    True,
+                    tuple(made_by.get(fact.event_id, ())),
+                    planned_by.get(fact.event_id, 0),
+                )
             )
-        case domain.IntentSubmitted():
-            await store.save_intent(
-                fact.intent_id, fact.buyer_id, fact.kind, fact.hs_code, fact.edition_id
-            )
-        case domain.FairOpened():
-            candidates = await store.fair_candidates(fact.hs_headings)
-            followers = tuple(
-                code
-                for code, (preferred, registered) in candidates.items()
-                if domain.follows(fact.hs_headings, preferred, registered)
-            )
-            return Known(followers=followers)
-        case domain.BoothAllocated():
-            allocated = await store.add_allocated(
-                fact.fair_id, fact.booth_type, fact.application_id
-            )
-            return Known(allocated=allocated)
-        case domain.CapacityReserved() if fact.operator_id:
-            operator = Reader(Role.OPERATOR, fact.operator_id)
-            preferences = await store.preferences(operator) or DEFAULT
-            return Known(alert_percent=preferences.alert_percent)
-    if isinstance(fact, domain.NEEDS_APPLICANT):
-        applicant = await store.applicant(fact.application_id)
-        if not applicant:
-            log.debug("application not known: no notification", extra=_about(fact))
-        return Known(applicant=applicant)
-    if isinstance(fact, domain.NEEDS_BUYER):
-        buyer = await store.buyer_of(fact.intent_id)
-        if not buyer:
-            log.debug("intent not known: no notification", extra=_about(fact))
-        return Known(buyer=buyer)
-    return Known()
+    return results
+
+
+async def _known(store: NotifyStore, facts: Sequence[Fact]) -> list[Known]:
+    """Keep the joins ``facts`` add, then look up those each one needs."""
+    await store.save_exporters([f for f in facts if isinstance(f, domain.ExporterProfiled)])
+    await store.save_applications([f for f in facts if isinstance(f, domain.ApplicationSubmitted)])
+    await store.save_intents([f for f in facts if isinstance(f, domain.IntentSubmitted)])
+    allocations = [f for f in facts if isinstance(f, domain.BoothAllocated)]
+    allocated = await store.add_allocated(allocations)
+    applicants = await store.applicants(
+        {f.application_id for f in facts if isinstance(f, domain.NEEDS_APPLICANT)}
+    )
+    buyers = await store.buyers_of(
+        {f.intent_id for f in facts if isinstance(f, domain.NEEDS_BUYER)}
+    )
+    operators = await store.preferences_of(
+        {
+            Reader(Role.OPERATOR, f.operator_id)
+            for f in facts
+            if isinstance(f, domain.CapacityReserved) and f.operator_id
+        }
+    )
+    counts = _allocated_so_far(allocations, allocated)
+    knowns = []
+    for fact in facts:
+        match fact:
+            case domain.FairOpened():
+                candidates = await store.fair_candidates(fact.hs_headings)
+                followers = tuple(
+                    code
+                    for code, (preferred, registered) in candidates.items()
+                    if domain.follows(fact.hs_headings, preferred, registered)
+                )
+                known = Known(followers=followers)
+            case domain.BoothAllocated():
+                known = Known(allocated=counts[fact.event_id])
+            case domain.CapacityReserved() if fact.operator_id:
+                operator = Reader(Role.OPERATOR, fact.operator_id)
+                known = Known(alert_percent=operators.get(operator, DEFAULT).alert_percent)
+            case _ if isinstance(fact, domain.NEEDS_APPLICANT):
+                known = Known(applicant=applicants.get(fact.application_id, ""))
+                if not known.applicant:
+                    log.debug("application not known: no notification", extra=_about(fact))
+            case _ if isinstance(fact, domain.NEEDS_BUYER):
+                known = Known(buyer=buyers.get(fact.intent_id, ""))
+                if not known.buyer:
+                    log.debug("intent not known: no notification", extra=_about(fact))
+            case _:
+                known = Known()
+        knowns.append(known)
+    return knowns
+
+
+def _allocated_so_far(
+    allocations: Sequence[domain.BoothAllocated],
+    allocated: dict[tuple[str, str], frozenset[str]],
+) -> dict[str, int]:
+    """Event id -> how many applications of its fair's booth type were allocated once
+    it was, as handling the batch one event at a time counts them: those allocated now
+    less those that only later events of the batch add."""
+    first_at: dict[tuple[str, str], dict[str, int]] = {}
+    for position, fact in enumerate(allocations):
+        first_at.setdefault((fact.fair_id, fact.booth_type), {}).setdefault(
+            fact.application_id, position
+        )
+    # Per fair and booth type: where the batch first adds each application allocated now.
+    added_at = {
+        key: sorted(at for application, at in firsts.items() if application in allocated[key])
+        for key, firsts in first_at.items()
+    }
+    counts = {}
+    for position, fact in enumerate(allocations):
+        key = (fact.fair_id, fact.booth_type)
+        later = len(added_at[key]) - bisect.bisect_right(added_at[key], position)
+        counts[fact.event_id] = len(allocated[key]) - later
+    return counts
 
 
 def _about(fact: Fact) -> dict[str, str]:
@@ -174,29 +263,45 @@ def _about(fact: Fact) -> dict[str, str]:
 
 
 async def _make(
-    store: NotifyStore, drafts: list[Draft], now: datetime, stale: bool, policy: DeliveryPolicy
-) -> tuple[tuple[Notification, ...], int]:
-    """Each draft the reader wants, rendered in its language, stored with its planned
-    deliveries. A notification made before (the same id) stays as it was; its
-    deliveries are planned again, which changes nothing when they were planned then."""
-    made: list[Notification] = []
-    planned = 0
-    for draft in drafts:
-        preferences = await store.preferences(draft.reader) or DEFAULT
-        if not preferences.wants(draft.kind):
+    store: NotifyStore,
+    drafts: Sequence[tuple[Draft, bool]],
+    now: datetime,
+    policy: DeliveryPolicy,
+) -> tuple[list[Notification], dict[str, int]]:
+    """Each (draft, whether its event is stale) the reader wants, rendered in its
+    language, stored with its planned deliveries: the notifications made now, and the
+    deliveries planned now per notification id. A notification made before (the same
+    id) stays as it was; its deliveries are planned again, which changes nothing when
+    they were planned then. A draft whose id an earlier one of ``drafts`` has is said
+    by that one."""
+    readers = {draft.reader for draft, _ in drafts}
+    preferences = await store.preferences_of(readers)
+    webhooks = await store.webhooks_of_readers(readers)
+    notifications: dict[str, Notification] = {}
+    deliveries: dict[str, Delivery] = {}
+    for draft, stale in drafts:
+        wanted = preferences.get(draft.reader, DEFAULT)
+        if draft.notification_id in notifications or not wanted.wants(draft.kind):
             continue
-        rendered = render(draft.kind, dict(draft.facts), preferences.language)
-        notification = draft.notification(rendered.title, rendered.body, preferences.language, now)
-        if await store.add_notification(notification):
-            made.append(notification)
-        else:
-            notification = await store.notification(draft.notification_id) or notification
-        webhooks = await store.webhooks_of(draft.reader)
-        deliveries = domain.plan_deliveries(
-            notification, preferences, webhooks, now, stale, policy.mail_configured
-        )
-        planned += await store.add_deliveries(deliveries)
-    return tuple(made), planned
+        rendered = render(draft.kind, dict(draft.facts), wanted.language)
+        notification = draft.notification(rendered.title, rendered.body, wanted.language, now)
+        notifications[notification.notification_id] = notification
+        for delivery in domain.plan_deliveries(
+            notification,
+            wanted,
+            webhooks.get(draft.reader, []),
+            now,
+            stale,
+            policy.mail_configured,
+        ):
+            deliveries.setdefault(delivery.delivery_id, delivery)
+    new = await store.add_notifications(list(notifications.values()))
+    planned: dict[str, int] = {}
+    for delivery_id in await store.add_deliveries(list(deliveries.values())):
+        notification_id = deliveries[delivery_id].notification_id
+        planned[notification_id] = planned.get(notification_id, 0) + 1
+    made = [n for notification_id, n in notifications.items() if notification_id in new]
+    return made, planned
 
 
 async def make_digest(
@@ -210,8 +315,8 @@ async def make_digest(
     counts = await store.event_counts(start, end)
     if not counts:
         return SKIPPED
-    made, planned = await _make(store, [domain.digest_draft(day, counts)], now, False, policy)
-    return Handled(True, made, planned)
+    made, planned = await _make(store, [(domain.digest_draft(day, counts), False)], now, policy)
+    return Handled(True, tuple(made), sum(planned.values()))
 
 
 # A reader's notifications.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry, Counter
@@ -145,13 +145,11 @@ class NotifyHost(ServiceHost):
             if handled.notifications:
                 bell.ring()
 
-        async def handle(fact: Fact, event_type: str) -> None:
-            handled = await handlers.handle_event(
-                store, fact, event_type, context.clock.now(), policy
-            )
-            if handled.fresh:
-                metrics.events_handled.inc()
-            made(handled)
+        async def handle(events: Sequence[tuple[Fact, str]]) -> None:
+            for handled in await handlers.handle_events(store, events, context.clock.now(), policy):
+                if handled.fresh:
+                    metrics.events_handled.inc()
+                made(handled)
 
         async def digests() -> None:
             await _make_digests(store, settings, context.clock, policy, made)

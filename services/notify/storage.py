@@ -11,28 +11,37 @@ and ``webhooks``. What it keeps to know whom an event concerns (the joins):
 handled (for the digest's counts, and to skip an event delivered again).
 
 Every write of event handling is idempotent: documents are keyed by deterministic ids
-and written with upserts, ``$setOnInsert`` or ``$addToSet``, so handling an event twice,
-or again after a crash halfway, leaves what handling it once left.
+and written with upserts, ``$addToSet`` or inserts that leave a taken id as it was, so
+handling an event twice, or again after a crash halfway, leaves what handling it once
+left.
 
-Writes go by ``_id`` with ``update_one`` (SecantusDB's fast path; its
-``find_one_and_update`` scans under the write lock: docs/architecture.md, "Limits of
+Event handling reads and writes a consumer batch at a time: each question names every
+id the batch needs (``$in``) and each write is one ``insert_many``/``bulk_write`` by
+``_id``, so a batch costs about a dozen round trips whatever its size. On SecantusDB every
+write outside a transaction syncs its journal: 500 notifications inserted one at a time
+are 500 syncs, in one ``insert_many`` one. Writes go by ``_id`` (SecantusDB's fast path;
+its ``find_one_and_update`` scans under the write lock: docs/architecture.md, "Limits of
 the embedded infrastructure")."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, time
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from notify.domain import (
+    ApplicationSubmitted,
+    BoothAllocated,
     Channel,
     Delivery,
     DeliveryStatus,
+    ExporterProfiled,
+    IntentSubmitted,
     Kind,
     Notification,
     Preferences,
@@ -62,6 +71,11 @@ Document = dict[str, Any]
 # that of the event or call that met them.
 STORE_ERRORS: tuple[type[Exception], ...] = (PyMongoError,)
 
+DUPLICATE_KEY = 11000
+# Ids per ``$in`` question. SecantusDB answers one in a time that grows faster than its
+# list (measured: 50 us an id at 100 ids, 290 us at 1,000): a batch's ids go in chunks.
+IN_CHUNK = 100
+
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
     notifications = db[NOTIFICATIONS]
@@ -86,43 +100,77 @@ class NotifyStore:
         self._db = db
         self._session = session
 
-    async def _upsert(self, collection: str, document_id: str, update: Document) -> bool:
-        """Apply ``update`` to a document, made first when missing; whether it was made.
-        Two writers making one document at once (two notify instances while their
-        group rebalances) may meet a duplicate key: the document exists then, and the
-        update goes to it."""
+    async def _find_in(
+        self, collection: str, field: str, values: Iterable[str], projection: Document | None = None
+    ) -> list[Document]:
+        """The documents whose ``field`` is one of ``values``, a chunk at a time."""
+        wanted = sorted(set(values))
+        found: list[Document] = []
+        for start in range(0, len(wanted), IN_CHUNK):
+            cursor = self._db[collection].find(
+                {field: {"$in": wanted[start : start + IN_CHUNK]}},
+                projection=projection,
+                session=self._session,
+            )
+            found.extend([doc async for doc in cursor])
+        return found
+
+    async def _upsert_all(self, collection: str, updates: Sequence[tuple[str, Document]]) -> None:
+        """Apply each (id, update) to its document, made first when missing, in order, in
+        one round trip. Two writers making one document at once (two notify instances
+        while their group rebalances) may meet a duplicate key: the document exists then,
+        and the updates from that one on are applied again, to it."""
+        if not updates:
+            return
         try:
-            result = await self._db[collection].update_one(
-                {"_id": document_id}, update, upsert=True, session=self._session
+            await self._db[collection].bulk_write(
+                [UpdateOne({"_id": key}, update, upsert=True) for key, update in updates],
+                ordered=True,
+                session=self._session,
             )
-        except DuplicateKeyError:
-            await self._db[collection].update_one(
-                {"_id": document_id}, update, session=self._session
+        except BulkWriteError as error:
+            if not _only_duplicates(error):
+                raise
+            await self._upsert_all(collection, updates[error.details["writeErrors"][0]["index"] :])
+
+    async def _insert_new(self, collection: str, documents: Sequence[Document]) -> set[str]:
+        """Insert the documents, in one round trip; the ids of those inserted. A taken id
+        (made before, or by another instance at the same time) keeps its document."""
+        if not documents:
+            return set()
+        try:
+            await self._db[collection].insert_many(
+                list(documents), ordered=False, session=self._session
             )
-            return False
-        return result.upserted_id is not None
+        except BulkWriteError as error:
+            if not _only_duplicates(error):
+                raise
+            taken = {failed["index"] for failed in error.details["writeErrors"]}
+            return {doc["_id"] for index, doc in enumerate(documents) if index not in taken}
+        return {doc["_id"] for doc in documents}
 
     # Events handled.
 
-    async def handled(self, event_id: str) -> bool:
-        found = await self._db[EVENTS].find_one(
-            {"_id": event_id}, projection={"_id": True}, session=self._session
-        )
-        return found is not None
+    async def handled_among(self, event_ids: Iterable[str]) -> set[str]:
+        """Those of ``event_ids`` handled before."""
+        docs = await self._find_in(EVENTS, "_id", event_ids, {"_id": True})
+        return {doc["_id"] for doc in docs}
 
-    async def record_event(
-        self, event_id: str, event_type: str, occurred_at: datetime, handled_at: datetime
+    async def record_events(
+        self, events: Sequence[tuple[str, str, datetime]], handled_at: datetime
     ) -> None:
-        await self._upsert(
+        """Record (event id, type, occurred at) of each event handled; once each."""
+        await self._insert_new(
             EVENTS,
-            event_id,
-            {
-                "$setOnInsert": {
+            [
+                {
+                    "_id": event_id,
                     "type": event_type,
                     "occurred_at": occurred_at,
                     "handled_at": handled_at,
                 }
-            },
+                for event_id, event_type, occurred_at in events
+            ],
         )
 
     async def event_counts(self, start: datetime, end: datetime) -> dict[str, int]:
@@ -138,9 +186,14 @@ class NotifyStore:
 
     # Joins.
 
-    async def save_exporter(self, credit_code: str, hs_headings: Sequence[str]) -> None:
-        await self._upsert(
-            EXPORTERS, credit_code, {"$set": {"hs_headings": sorted(set(hs_headings))}}
+    async def save_exporters(self, profiles: Sequence[ExporterProfiled]) -> None:
+        """Each exporter's headings, the last profile of one exporter winning."""
+        await self._upsert_all(
+            EXPORTERS,
+            [
+                (profile.credit_code, {"$set": {"hs_headings": sorted(set(profile.hs_headings))}})
+                for profile in profiles
+            ],
         )
 
     async def fair_candidates(
@@ -185,54 +238,83 @@ class NotifyStore:
             for code in sorted(preferred.keys() | registered.keys())
         }
 
-    async def save_application(
-        self, application_id: str, credit_code: str, fair_id: str, booth_type: str
-    ) -> None:
-        await self._upsert(
+    async def save_applications(self, submitted: Sequence[ApplicationSubmitted]) -> None:
+        """Who submitted each application. What an application id joins to never changes
+        (the id names the fair, the exporter and the booth type), so one saved before
+        stays: inserted, not upserted (on SecantusDB an upsert costs several inserts)."""
+        await self._insert_new(
             APPLICATIONS,
-            application_id,
-            {"$set": {"credit_code": credit_code, "fair_id": fair_id, "booth_type": booth_type}},
-        )
-
-    async def applicant(self, application_id: str) -> str:
-        """The credit code that submitted the application; empty when not known."""
-        doc = await self._db[APPLICATIONS].find_one({"_id": application_id}, session=self._session)
-        return "" if doc is None else str(doc["credit_code"])
-
-    async def save_intent(
-        self, intent_id: str, buyer_id: str, kind: str, hs_code: str, edition_id: str
-    ) -> None:
-        await self._upsert(
-            INTENTS,
-            intent_id,
-            {
-                "$set": {
-                    "buyer_id": buyer_id,
-                    "kind": kind,
-                    "hs_code": hs_code,
-                    "edition_id": edition_id,
+            [
+                {
+                    "_id": fact.application_id,
+                    "credit_code": fact.credit_code,
+                    "fair_id": fact.fair_id,
+                    "booth_type": fact.booth_type,
                 }
-            },
+                for fact in submitted
+            ],
         )
 
-    async def buyer_of(self, intent_id: str) -> str:
-        """The buyer id of the intent; empty when not known."""
-        doc = await self._db[INTENTS].find_one({"_id": intent_id}, session=self._session)
-        return "" if doc is None else str(doc["buyer_id"])
+    async def applicants(self, application_ids: Collection[str]) -> dict[str, str]:
+        """Application id -> the credit code that submitted it, for those known."""
+        docs = await self._find_in(APPLICATIONS, "_id", application_ids, {"credit_code": True})
+        return {doc["_id"]: str(doc["credit_code"]) for doc in docs}
 
-    async def add_allocated(self, fair_id: str, booth_type: str, application_id: str) -> int:
-        """Count ``application_id`` among the allocated applications of the fair's booth
-        type (once, however often it is told); how many there are now."""
-        key = f"{fair_id}:{booth_type}"
-        await self._upsert(ALLOCATIONS, key, {"$addToSet": {"application_ids": application_id}})
-        doc = await self._db[ALLOCATIONS].find_one({"_id": key}, session=self._session)
-        return 0 if doc is None else len(doc["application_ids"])
+    async def save_intents(self, submitted: Sequence[IntentSubmitted]) -> None:
+        """Whose each intent is. An intent is submitted once and keeps its buyer: one
+        saved before stays, as for applications."""
+        await self._insert_new(
+            INTENTS,
+            [
+                {
+                    "_id": fact.intent_id,
+                    "buyer_id": fact.buyer_id,
+                    "kind": fact.kind,
+                    "hs_code": fact.hs_code,
+                    "edition_id": fact.edition_id,
+                }
+                for fact in submitted
+            ],
+        )
+
+    async def buyers_of(self, intent_ids: Collection[str]) -> dict[str, str]:
+        """Intent id -> its buyer id, for those known."""
+        docs = await self._find_in(INTENTS, "_id", intent_ids, {"buyer_id": True})
+        return {doc["_id"]: str(doc["buyer_id"]) for doc in docs}
+
+    async def add_allocated(
+        self, allocated: Sequence[BoothAllocated]
+    ) -> dict[tuple[str, str], frozenset[str]]:
+        """Count each allocation's application among the allocated applications of its
+        fair's booth type (once, however often it is told); (fair id, booth type) ->
+        the applications allocated now, read after the write, so that those another
+        instance added meanwhile count too."""
+        added: dict[tuple[str, str], list[str]] = {}
+        for fact in allocated:
+            added.setdefault((fact.fair_id, fact.booth_type), []).append(fact.application_id)
+        keys = {f"{fair_id}:{booth_type}": (fair_id, booth_type) for fair_id, booth_type in added}
+        await self._upsert_all(
+            ALLOCATIONS,
+            [
+                (f"{fair_id}:{booth_type}", {"$addToSet": {"application_ids": {"$each": ids}}})
+                for (fair_id, booth_type), ids in added.items()
+            ],
+        )
+        now = {key: frozenset[str]() for key in added}
+        for doc in await self._find_in(ALLOCATIONS, "_id", keys):
+            now[keys[doc["_id"]]] = frozenset(doc["application_ids"])
+        return now
 
     # Preferences.
 
     async def preferences(self, reader: Reader) -> Preferences | None:
         doc = await self._db[PREFERENCES].find_one({"_id": reader.key}, session=self._session)
         return None if doc is None else _preferences_from(doc)
+
+    async def preferences_of(self, readers: Iterable[Reader]) -> dict[Reader, Preferences]:
+        """The preferences of those of ``readers`` who have any."""
+        docs = await self._find_in(PREFERENCES, "_id", (reader.key for reader in readers))
+        return {Reader.parse(doc["_id"]): _preferences_from(doc) for doc in docs}
 
     async def save_preferences(self, reader: Reader, preferences: Preferences) -> None:
         await self._db[PREFERENCES].replace_one(
@@ -244,12 +326,11 @@ class NotifyStore:
 
     # Notifications.
 
-    async def add_notification(self, notification: Notification) -> bool:
-        """False when it was made before (the same id): the first one stays."""
-        document = _notification_document(notification)
-        del document["_id"]
-        return await self._upsert(
-            NOTIFICATIONS, notification.notification_id, {"$setOnInsert": document}
+    async def add_notifications(self, notifications: Sequence[Notification]) -> set[str]:
+        """The ids of those not made before (the same id): a notification made before
+        stays as it was."""
+        return await self._insert_new(
+            NOTIFICATIONS, [_notification_document(n) for n in notifications]
         )
 
     async def notification(self, notification_id: str) -> Notification | None:
@@ -325,6 +406,15 @@ class NotifyStore:
         )
         return [_webhook_from(doc) async for doc in cursor]
 
+    async def webhooks_of_readers(self, readers: Iterable[Reader]) -> dict[Reader, list[Webhook]]:
+        """The webhooks of those of ``readers`` who have any, each reader's oldest first."""
+        docs = await self._find_in(WEBHOOKS, "reader", (reader.key for reader in readers))
+        found: dict[Reader, list[Webhook]] = {}
+        for doc in sorted(docs, key=lambda doc: (doc["created_at"], doc["_id"])):
+            webhook = _webhook_from(doc)
+            found.setdefault(webhook.reader, []).append(webhook)
+        return found
+
     async def save_webhook(self, webhook: Webhook) -> None:
         """Its state: enabled, why not, failures in a row."""
         await self._db[WEBHOOKS].update_one(
@@ -344,16 +434,9 @@ class NotifyStore:
 
     # Deliveries.
 
-    async def add_deliveries(self, deliveries: Iterable[Delivery]) -> int:
-        """Plan the deliveries not planned before (by id); how many were new."""
-        added = 0
-        for delivery in deliveries:
-            document = _delivery_document(delivery)
-            del document["_id"]
-            added += await self._upsert(
-                DELIVERIES, delivery.delivery_id, {"$setOnInsert": document}
-            )
-        return added
+    async def add_deliveries(self, deliveries: Sequence[Delivery]) -> set[str]:
+        """Plan the deliveries not planned before (by id); the ids of those new."""
+        return await self._insert_new(DELIVERIES, [_delivery_document(d) for d in deliveries])
 
     async def list_deliveries(
         self, reader: Reader, webhook_id: str, page: PageRequest
@@ -431,6 +514,14 @@ class NotifyStore:
             session=self._session,
         )
         return result.modified_count
+
+
+def _only_duplicates(error: BulkWriteError) -> bool:
+    """Whether every write the error reports failed on a taken id, and nothing else."""
+    details = error.details
+    return not details.get("writeConcernErrors") and all(
+        failed.get("code") == DUPLICATE_KEY for failed in details.get("writeErrors", [])
+    )
 
 
 # Documents. Enums are stored by name: readable in the database and in dumps.

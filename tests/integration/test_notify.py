@@ -6,7 +6,8 @@ gave) run in the test.
 
 The tests share one platform and run in order: each plays its own exporters, buyers and
 operators, so "exactly these notifications, and nobody else's" holds per party; the
-last one stops notify, and brings it back on a new consumer group."""
+last one stops notify, and brings it back on a new consumer group. One test, on a
+database of its own, checks the store's batch writes on the real MongoDB."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -50,7 +51,10 @@ from chuhai.warehouse.v1 import warehouse_service_pb2 as wh_pb
 from chuhai.warehouse.v1 import warehouse_service_pb2_grpc as wh_grpc
 from launcher.cli import replay_outboxes
 from launcher.embedded import EmbeddedInfrastructure
+from notify import domain
+from notify.domain import Channel, Delivery, Draft, Kind, Preferences, Reader, WebhookRegistration
 from notify.host import NotifyHost
+from notify.storage import IN_CHUNK, NotifyStore
 from runtime.adapters.grpc_errors import error_reason
 from runtime.adapters.service import ServiceHost
 from runtime.adapters.settings import Settings
@@ -945,6 +949,98 @@ async def test_a_failing_receiver_is_retried_then_disabled_and_enabled_again(
         )
         == []
     )
+
+
+# The store's batch writes.
+
+
+async def test_the_store_writes_each_batch_once_however_often_it_is_written(
+    mongo: AsyncMongoClient, unique: str
+) -> None:
+    store = NotifyStore(mongo.get_database(f"notify_batches_{unique}"))
+    # BSON keeps milliseconds.
+    now = datetime.now(UTC).replace(microsecond=0)
+    many = IN_CHUNK * 2 + 50
+    readers = [Reader(Role.EXPORTER, random_credit_code()) for _ in range(many)]
+    drafts = [
+        Draft(f"event-{n}", readers[n], Kind.RFQ_MATCHED, (("n", str(n)),), f"event-{n}")
+        for n in range(many)
+    ]
+    made = [draft.notification("title", "body", "zh", now) for draft in drafts]
+    ids = [notification.notification_id for notification in made]
+
+    assert await store.add_notifications(made[:100]) == set(ids[:100])
+    # Written again with more: only those are new, and the first ones stay as they were.
+    assert await store.add_notifications([replace(n, title="?") for n in made]) == set(ids[100:])
+    first = await store.notification(ids[0])
+    assert first is not None and first.title == "title"
+    planned = [Delivery.planned(n, Channel.EMAIL, "a@example.com", now, now) for n in made]
+    assert len(await store.add_deliveries(planned)) == many
+    assert await store.add_deliveries(planned) == set()
+
+    handled = [(f"event-{n}", "chuhai.expo.v1.IntentSubmitted", now) for n in range(0, many, 2)]
+    await store.record_events(handled, now)
+    await store.record_events(handled, now)
+    assert await store.handled_among(f"event-{n}" for n in range(many)) == {
+        event_id for event_id, _, _ in handled
+    }
+    assert await store.event_counts(now, now + timedelta(seconds=1)) == {
+        "chuhai.expo.v1.IntentSubmitted": len(handled)
+    }
+
+    def intent(number: int, buyer: str) -> domain.IntentSubmitted:
+        return domain.IntentSubmitted(
+            f"submitted-{number}-{buyer}",
+            now,
+            intent_id=f"intent-{number}",
+            edition_id="cloud",
+            buyer_id=buyer,
+            buyer_country="DE",
+            kind="RFQ",
+            hs_code=HAIR,
+            quantity=10,
+            unit="piece",
+            deadline=None,
+            recipients=(),
+        )
+
+    intents = [intent(n, f"buyer-{n}") for n in range(many)]
+    # An intent keeps the buyer it was submitted by, however often it is told.
+    await store.save_intents([*intents, intent(0, "someone-else")])
+    await store.save_intents(intents)
+    buyers = await store.buyers_of([f"intent-{n}" for n in range(many + 5)])
+    assert buyers == {f"intent-{n}": f"buyer-{n}" for n in range(many)}
+
+    code = readers[0].party
+    await store.save_exporters(
+        [
+            domain.ExporterProfiled("p-1", now, code, ("6704",)),
+            domain.ExporterProfiled("p-2", now, code, ("9403", "6704")),
+        ]
+    )
+    assert (await store.fair_candidates(["9403"]))[code] == ((), ("6704", "9403"))
+
+    def allocated(application: str) -> domain.BoothAllocated:
+        return domain.BoothAllocated(
+            f"a-{application}", now, application, "fair", code, "STANDARD", "A1", 2
+        )
+
+    first_two = [allocated("app-1"), allocated("app-2"), allocated("app-1")]
+    assert await store.add_allocated(first_two) == {("fair", "STANDARD"): {"app-1", "app-2"}}
+    assert await store.add_allocated([allocated("app-3")]) == {
+        ("fair", "STANDARD"): {"app-1", "app-2", "app-3"}
+    }
+
+    await store.save_preferences(readers[-1], Preferences(email="last@example.com"))
+    hook = WebhookRegistration("https://hooks.example.com/a", frozenset())
+    await store.add_webhook(hook.webhook("hook-1", readers[-1], "secret", now))
+    assert await store.preferences_of(readers) == {
+        readers[-1]: Preferences(email="last@example.com")
+    }
+    assert [w.webhook_id for w in (await store.webhooks_of_readers(readers))[readers[-1]]] == [
+        "hook-1"
+    ]
+    assert (await store.webhooks_of_readers(readers[:-1])) == {}
 
 
 async def poison_every_partition(world: World) -> int:

@@ -5,14 +5,18 @@ test can tell that something changed nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
 from notify.domain import (
+    ApplicationSubmitted,
+    BoothAllocated,
     Channel,
     Delivery,
     DeliveryStatus,
+    ExporterProfiled,
+    IntentSubmitted,
     Notification,
     Preferences,
     Reader,
@@ -66,14 +70,15 @@ class MemoryNotifyStore:
 
     # Events handled.
 
-    async def handled(self, event_id: str) -> bool:
-        return event_id in self.events
+    async def handled_among(self, event_ids: Iterable[str]) -> set[str]:
+        return {event_id for event_id in event_ids if event_id in self.events}
 
-    async def record_event(
-        self, event_id: str, event_type: str, occurred_at: datetime, handled_at: datetime
+    async def record_events(
+        self, events: Sequence[tuple[str, str, datetime]], handled_at: datetime
     ) -> None:
-        self.writes += 1
-        self.events.setdefault(event_id, (event_type, occurred_at))
+        for event_id, event_type, occurred_at in events:
+            self.writes += 1
+            self.events.setdefault(event_id, (event_type, occurred_at))
 
     async def event_counts(self, start: datetime, end: datetime) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -84,9 +89,10 @@ class MemoryNotifyStore:
 
     # Joins.
 
-    async def save_exporter(self, credit_code: str, hs_headings: Sequence[str]) -> None:
-        self.writes += 1
-        self.exporters[credit_code] = tuple(sorted(set(hs_headings)))
+    async def save_exporters(self, profiles: Sequence[ExporterProfiled]) -> None:
+        for profile in profiles:
+            self.writes += 1
+            self.exporters[profile.credit_code] = tuple(sorted(set(profile.hs_headings)))
 
     async def fair_candidates(
         self, hs_headings: Sequence[str]
@@ -104,34 +110,45 @@ class MemoryNotifyStore:
             found[code] = (tuple(preferred), self.exporters.get(code, ()))
         return found
 
-    async def save_application(
-        self, application_id: str, credit_code: str, fair_id: str, booth_type: str
-    ) -> None:
-        self.writes += 1
-        self.applications[application_id] = credit_code
+    async def save_applications(self, submitted: Sequence[ApplicationSubmitted]) -> None:
+        for fact in submitted:
+            self.writes += 1
+            self.applications.setdefault(fact.application_id, fact.credit_code)
 
-    async def applicant(self, application_id: str) -> str:
-        return self.applications.get(application_id, "")
+    async def applicants(self, application_ids: Collection[str]) -> dict[str, str]:
+        return {i: self.applications[i] for i in application_ids if i in self.applications}
 
-    async def save_intent(
-        self, intent_id: str, buyer_id: str, kind: str, hs_code: str, edition_id: str
-    ) -> None:
-        self.writes += 1
-        self.intents[intent_id] = buyer_id
+    async def save_intents(self, submitted: Sequence[IntentSubmitted]) -> None:
+        for fact in submitted:
+            self.writes += 1
+            self.intents.setdefault(fact.intent_id, fact.buyer_id)
 
-    async def buyer_of(self, intent_id: str) -> str:
-        return self.intents.get(intent_id, "")
+    async def buyers_of(self, intent_ids: Collection[str]) -> dict[str, str]:
+        return {i: self.intents[i] for i in intent_ids if i in self.intents}
 
-    async def add_allocated(self, fair_id: str, booth_type: str, application_id: str) -> int:
-        self.writes += 1
-        allocated = self.allocations.setdefault(f"{fair_id}:{booth_type}", set())
-        allocated.add(application_id)
-        return len(allocated)
+    async def add_allocated(
+        self, allocated: Sequence[BoothAllocated]
+    ) -> dict[tuple[str, str], frozenset[str]]:
+        for fact in allocated:
+            self.writes += 1
+            key = f"{fact.fair_id}:{fact.booth_type}"
+            self.allocations.setdefault(key, set()).add(fact.application_id)
+        return {
+            (f.fair_id, f.booth_type): frozenset(self.allocations[f"{f.fair_id}:{f.booth_type}"])
+            for f in allocated
+        }
 
     # Preferences.
 
     async def preferences(self, reader: Reader) -> Preferences | None:
         return self.preference_docs.get(reader.key)
+
+    async def preferences_of(self, readers: Iterable[Reader]) -> dict[Reader, Preferences]:
+        return {
+            reader: self.preference_docs[reader.key]
+            for reader in readers
+            if reader.key in self.preference_docs
+        }
 
     async def save_preferences(self, reader: Reader, preferences: Preferences) -> None:
         self.writes += 1
@@ -139,12 +156,14 @@ class MemoryNotifyStore:
 
     # Notifications.
 
-    async def add_notification(self, notification: Notification) -> bool:
-        self.writes += 1
-        if notification.notification_id in self.notifications:
-            return False
-        self.notifications[notification.notification_id] = notification
-        return True
+    async def add_notifications(self, notifications: Sequence[Notification]) -> set[str]:
+        added = set()
+        for notification in notifications:
+            self.writes += 1
+            if notification.notification_id not in self.notifications:
+                self.notifications[notification.notification_id] = notification
+                added.add(notification.notification_id)
+        return added
 
     async def notification(self, notification_id: str) -> Notification | None:
         return self.notifications.get(notification_id)
@@ -198,6 +217,14 @@ class MemoryNotifyStore:
             key=lambda w: (w.created_at, w.webhook_id),
         )
 
+    async def webhooks_of_readers(self, readers: Iterable[Reader]) -> dict[Reader, list[Webhook]]:
+        found: dict[Reader, list[Webhook]] = {}
+        for reader in readers:
+            webhooks = await self.webhooks_of(reader)
+            if webhooks:
+                found[reader] = webhooks
+        return found
+
     async def save_webhook(self, webhook: Webhook) -> None:
         self.writes += 1
         if webhook.webhook_id in self.webhooks:
@@ -209,14 +236,14 @@ class MemoryNotifyStore:
 
     # Deliveries.
 
-    async def add_deliveries(self, deliveries: Iterable[Delivery]) -> int:
-        added = 0
+    async def add_deliveries(self, deliveries: Sequence[Delivery]) -> set[str]:
+        added = set()
         for delivery in deliveries:
             self.writes += 1
             if delivery.delivery_id not in self.deliveries:
                 self.deliveries[delivery.delivery_id] = delivery
                 self.claims[delivery.delivery_id] = None
-                added += 1
+                added.add(delivery.delivery_id)
         return added
 
     async def list_deliveries(

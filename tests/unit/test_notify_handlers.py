@@ -1,13 +1,17 @@
 """The notify use cases over an in-memory repository: which event tells whom, exactly
-once, as each reader's preferences say; a reader's calls on its own notifications,
-preferences and webhooks only; the dispatcher's attempts, retries and disabling; the
-consumer's step for each record."""
+once, as each reader's preferences say; a batch of events handled as one at a time
+would handle them, at a cost that does not grow with the batch; a reader's calls on
+its own notifications, preferences and webhooks only; the dispatcher's attempts,
+retries and disabling; the consumer's steps for each record and each batch."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from pymongo.errors import PyMongoError
@@ -327,6 +331,175 @@ async def test_a_crash_halfway_and_the_redelivery_converge(
     assert store.deliveries.keys() == whole[1].keys()
 
 
+# Batches.
+
+
+def typed(facts: list[domain.Fact]) -> list[tuple[domain.Fact, str]]:
+    return [(fact, type(fact).__name__) for fact in facts]
+
+
+async def readers_with_channels(store: MemoryNotifyStore) -> None:
+    """E-mail for an exporter and the buyer, a webhook for another exporter, a lower
+    threshold for the operator."""
+    await save_preferences(store, exporter(APPLICANT), Preferences(email="sales@example.com"))
+    await save_preferences(store, BUYER, Preferences(language="en", email="buy@example.com"))
+    await save_preferences(store, OPERATOR, Preferences(utilisation_alert_percent=80))
+    hook = WebhookRegistration("https://hooks.example.com/a", frozenset())
+    await store.add_webhook(hook.webhook("hook-1", exporter(OTHER), "s", NOW))
+
+
+async def test_a_batch_makes_what_one_event_at_a_time_makes(events: Events) -> None:
+    handled_before = events.reserved(peak=95)
+    scored = events.scored("app-1")
+    batch = [
+        events.profiled(APPLICANT, "6704"),
+        events.profiled(OTHER, "8501"),
+        events.fair_opened("6704"),
+        # Joins of the batch's earlier events: an application submitted and scored, an
+        # intent submitted and quoted.
+        events.submitted("app-1", APPLICANT),
+        events.submitted("app-2", OTHER),
+        scored,
+        events.waitlisted("app-2"),
+        events.allocated("app-1", APPLICANT, quota=2),
+        # Fills the quota: the officers hear of it from this event, and from no later one.
+        events.allocated("app-3", OTHER, quota=2),
+        events.allocated("app-3", OTHER, quota=2),
+        events.allocation_completed(),
+        events.intent("RFQ", APPLICANT, OTHER),
+        events.quote(),
+        events.reserved(peak=85),
+        # Read twice in one batch, and handled before the batch.
+        scored,
+        handled_before,
+    ]
+    one_at_a_time, batched = MemoryNotifyStore(), MemoryNotifyStore()
+    for store in (one_at_a_time, batched):
+        await readers_with_channels(store)
+        await handle(store, handled_before)
+
+    expected = [await handle(one_at_a_time, fact) for fact in batch]
+    results = await handlers.handle_events(batched, typed(batch), NOW, POLICY)
+
+    assert results == expected
+    assert batched.notifications == one_at_a_time.notifications
+    assert batched.deliveries == one_at_a_time.deliveries
+    assert batched.events == one_at_a_time.events
+    assert batched.allocations == one_at_a_time.allocations
+    assert results[-2:] == [handlers.SKIPPED, handlers.SKIPPED]
+    (quota,) = [n for n in batched.notifications.values() if n.kind is Kind.QUOTA_FILLED]
+    assert quota.event_id == batch[8].event_id
+    assert Counter(n.kind.name for n in batched.notifications.values()) == {
+        "UTILISATION_HIGH": 2,
+        "WAREHOUSE_BOOKED": 2,
+        "FAIR_OPENED": 1,
+        "APPLICATION_SCORED": 1,
+        "APPLICATION_WAITLISTED": 1,
+        "BOOTH_ALLOCATED": 3,
+        "QUOTA_FILLED": 1,
+        "ALLOCATION_COMPLETED": 1,
+        "RFQ_MATCHED": 2,
+        "QUOTE_RECEIVED": 1,
+    }
+    # The exporter's e-mails (4), the other's webhook (4), the buyer's e-mail.
+    assert sum(result.deliveries for result in results) == 9
+
+
+class Counted:
+    """A store whose calls are counted by method name."""
+
+    def __init__(self, store: MemoryNotifyStore) -> None:
+        self.store = store
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self.store, name)
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return await method(*args, **kwargs)
+
+        return counted
+
+
+async def test_a_batch_costs_the_same_calls_to_the_store_whatever_its_size() -> None:
+    def intents(count: int) -> list[domain.Fact]:
+        made = []
+        for number in range(count):
+            events = Events()
+            events.count = 1000 * number
+            rfq = events.intent("RFQ", APPLICANT, OTHER, random_credit_code())
+            made.append(dataclasses.replace(rfq, intent_id=f"i-{number}", buyer_id=f"b-{number}"))
+            made.append(dataclasses.replace(events.quote(), intent_id=f"i-{number}"))
+        return made
+
+    calls = []
+    for count in (1, 50):
+        store = Counted(MemoryNotifyStore())
+        await readers_with_channels(store.store)
+        await handlers.handle_events(store, typed(intents(count)), NOW, POLICY)  # type: ignore[arg-type]
+        assert len(store.store.notifications) == 4 * count
+        calls.append(store.calls)
+
+    assert calls[0] == calls[1]
+    assert sum(calls[1].values()) <= 16
+
+
+def said(store: MemoryNotifyStore) -> dict[str, tuple[Reader, Kind, dict[str, str], str]]:
+    """Each notification's reader, kind, facts and event: all but when it was made."""
+    return {
+        key: (n.reader, n.kind, dict(n.facts), n.event_id) for key, n in store.notifications.items()
+    }
+
+
+class Crashing(MemoryNotifyStore):
+    """Dies once, right after one write (``crash_after``) was made."""
+
+    def __init__(self, crash_after: str) -> None:
+        super().__init__()
+        self.crash_after = crash_after
+
+    def __getattribute__(self, name: str) -> Any:
+        method = super().__getattribute__(name)
+        if name != super().__getattribute__("crash_after"):
+            return method
+
+        async def crashing(*args: Any, **kwargs: Any) -> Any:
+            await method(*args, **kwargs)
+            self.crash_after = ""
+            raise PyMongoError("connection reset")
+
+        return crashing
+
+
+@pytest.mark.parametrize(
+    "crash_after", ["save_intents", "add_notifications", "add_deliveries", "record_events"]
+)
+async def test_a_batch_that_dies_halfway_converges_when_read_again(
+    events: Events, crash_after: str
+) -> None:
+    batch = [
+        events.submitted("app-1", APPLICANT),
+        events.scored("app-1"),
+        events.intent("RFQ", APPLICANT, OTHER),
+        events.quote(),
+    ]
+    once, crashing = MemoryNotifyStore(), Crashing(crash_after)
+    for store in (once, crashing):
+        await readers_with_channels(store)
+    await handlers.handle_events(once, typed(batch), NOW, POLICY)
+
+    with pytest.raises(PyMongoError):
+        await handlers.handle_events(crashing, typed(batch), NOW, POLICY)
+    # Recorded as handled only once its notifications and deliveries were written.
+    assert crashing.events == ({} if crash_after != "record_events" else once.events)
+    await handlers.handle_events(crashing, typed(batch), NOW + timedelta(seconds=3), POLICY)
+
+    assert said(crashing) == said(once)
+    assert crashing.deliveries.keys() == once.deliveries.keys()
+    assert crashing.events == once.events
+
+
 # Preferences.
 
 
@@ -517,8 +690,10 @@ async def test_the_digest_counts_the_local_day_once(store: MemoryNotifyStore) ->
         "before": datetime(2026, 2, 28, 15, 59, tzinfo=UTC),
         "after": datetime(2026, 3, 1, 16, 0, tzinfo=UTC),
     }
-    for event_id, occurred_at in moments.items():
-        await store.record_event(event_id, "chuhai.booth.v1.BoothAllocated", occurred_at, NOW)
+    await store.record_events(
+        [(event_id, "chuhai.booth.v1.BoothAllocated", at) for event_id, at in moments.items()],
+        NOW,
+    )
     day = date(2026, 3, 1)
     later = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
@@ -745,3 +920,62 @@ async def test_the_record_step_dead_letters_junk_and_waits_out_the_database(
     passed = notify_consumer.Record(topic, 2, 9, b"b", visit.SerializeToString())
     assert not await notify_consumer.handle_until_done(step, passed)
     assert len(handled) == 1 and len(dead) == 1
+
+
+def envelope_record(offset: int, payload: Any, key: str) -> notify_consumer.Record:
+    envelope = envelope_for(payload, aggregate_id=key, producer="expo")
+    return notify_consumer.Record(
+        "chuhai.expo.intents.v1", 0, offset, key.encode(), envelope.SerializeToString()
+    )
+
+
+def inquiry(intent_id: str) -> expo_events.IntentSubmitted:
+    return expo_events.IntentSubmitted(
+        intent_id=intent_id,
+        buyer_id=BUYER_ID,
+        kind=expo_resources.INTENT_KIND_INQUIRY,
+        hs_code="670420",
+        recipients=[APPLICANT],
+    )
+
+
+async def test_the_batch_step_dead_letters_only_the_records_at_fault(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(notify_consumer, "BACKOFF_SECONDS", 0.001)
+    batches: list[list[str]] = []
+    outages = [PyMongoError("connection refused")]
+
+    async def handle(facts: Any) -> None:
+        if outages:
+            raise outages.pop()
+        intents = [fact.intent_id for fact, _ in facts]
+        if "intent-poison" in intents:
+            raise ValueError("a template failed")
+        batches.append(intents)
+
+    dead: list[tuple[str, int]] = []
+
+    async def send(topic: str, key: bytes | None, value: bytes, headers: list) -> None:
+        dead.append((topic, int(dict(headers)["original_offset"])))
+
+    counted: list[str] = []
+    step = notify_consumer.BatchStep(handle, send, counted.append)
+    visit = expo_events.ExhibitorVisited(visit_id="v-1", buyer_id=BUYER_ID)
+    records = [
+        envelope_record(1, inquiry("intent-1"), "intent-1"),
+        notify_consumer.Record("chuhai.expo.intents.v1", 0, 2, b"k", b"\x01 junk"),
+        envelope_record(3, visit, BUYER_ID),
+        envelope_record(4, inquiry("intent-poison"), "intent-poison"),
+        envelope_record(5, inquiry("intent-5"), "intent-5"),
+    ]
+
+    # MongoDB away first: waited out. Then the poisoned batch goes one record at a time.
+    assert await step(records) == 2
+    assert batches == [["intent-1"], ["intent-5"]]
+    dlq = "chuhai.expo.intents.v1.dlq"
+    assert dead == [(dlq, 2), (dlq, 4)] and len(counted) == 2
+
+    # A batch without fault is handled at once.
+    assert await step([records[0], records[2], records[4]]) == 2
+    assert batches[-1] == ["intent-1", "intent-5"] and len(dead) == 2
