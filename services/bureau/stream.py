@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator, Set
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Set
 from typing import Any
 
 import faust
@@ -30,6 +29,7 @@ from prometheus_client.registry import Collector
 
 from bureau.live import LiveStats
 from bureau.store import BureauStore, Entry
+from runtime.adapters.dead_letters import Record, Send, dead_letter
 from runtime.adapters.events import decode_envelope
 from runtime.adapters.settings import Settings
 from runtime.adapters.topics import BUREAU_STATS, DOMAIN_TOPICS
@@ -40,10 +40,6 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 2000
 # A batch closes after this long even if small, so the dashboard moves within a second.
 BATCH_WINDOW_SECONDS = 0.3
-
-
-# Sends one record: topic, key, value, headers.
-Send = Callable[[str, bytes | None, bytes, list[tuple[str, bytes]]], Awaitable[Any]]
 
 
 class StreamMetrics:
@@ -218,17 +214,6 @@ def build_stream_app(
     return app
 
 
-@dataclass(frozen=True)
-class Record:
-    """One consumed record, as the bureau reads it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-
 class RecordHandler:
     """The agent's step for each record: apply it to the figures, or dead-letter it.
 
@@ -254,32 +239,7 @@ class RecordHandler:
                 if span is not None:
                     span.set_attribute("chuhai.event.applied", fresh)
         except Exception as error:
-            await _dead_letter(self._send, record, error)
+            await dead_letter(self._send, record, error, consumer="bureau")
             self._metrics.dead_letters.labels(record.topic).inc()
             return None
         return (envelope.event_id, record.value) if fresh else None
-
-
-async def _dead_letter(send: Send, record: Record, error: Exception) -> None:
-    log.error(
-        "dead-lettering record",
-        extra={
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "error": str(error),
-        },
-    )
-    await send(
-        f"{record.topic}.dlq",
-        record.key,
-        record.value or b"",
-        [
-            ("error", str(error).encode()),
-            ("error_type", type(error).__name__.encode()),
-            ("consumer", b"bureau"),
-            ("original_topic", record.topic.encode()),
-            ("original_partition", str(record.partition).encode()),
-            ("original_offset", str(record.offset).encode()),
-        ],
-    )

@@ -23,8 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -32,6 +31,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from notify.domain import Fact
 from notify.messages import fact_of
 from notify.storage import STORE_ERRORS
+from runtime.adapters.dead_letters import Record, Send, dead_letter
 from runtime.adapters.events import decode_envelope
 from runtime.adapters.settings import Settings
 from runtime.adapters.topics import DOMAIN_TOPICS
@@ -55,23 +55,10 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (*STORE_ERRORS, KafkaEr
 
 T = TypeVar("T")
 
-# Sends one record: topic, key, value, headers.
-Send = Callable[[str, bytes | None, bytes, list[tuple[str, bytes]]], Awaitable[Any]]
 # Handles one fact of an envelope of the given type.
 HandleFact = Callable[[Fact, str], Awaitable[None]]
 # Handles the facts of a batch, in the order read: (fact, envelope type) each.
 HandleFacts = Callable[[Sequence[tuple[Fact, str]]], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Record:
-    """One consumed record, as notify reads it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 class RecordStep:
@@ -113,7 +100,7 @@ class RecordStep:
         return True
 
     async def dead_letter(self, record: Record, error: Exception) -> None:
-        await _dead_letter(self._send, record, error)
+        await dead_letter(self._send, record, error, consumer=CONSUMER_NAME)
         self._dead_lettered(record.topic)
 
 
@@ -154,31 +141,6 @@ class BatchStep:
                 handled += await handle_until_done(self._one, record)
             return handled
         return len(read)
-
-
-async def _dead_letter(send: Send, record: Record, error: Exception) -> None:
-    log.error(
-        "dead-lettering record",
-        extra={
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "error": str(error),
-        },
-    )
-    await send(
-        f"{record.topic}.dlq",
-        record.key,
-        record.value or b"",
-        [
-            ("error", str(error).encode()),
-            ("error_type", type(error).__name__.encode()),
-            ("consumer", CONSUMER_NAME.encode()),
-            ("original_topic", record.topic.encode()),
-            ("original_partition", str(record.partition).encode()),
-            ("original_offset", str(record.offset).encode()),
-        ],
-    )
 
 
 class NotifyConsumer:

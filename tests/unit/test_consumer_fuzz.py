@@ -28,13 +28,14 @@ from hypothesis import strategies as st
 from bureau.figures import BureauFigures
 from bureau.live import LiveStats
 from bureau.messages import dashboard_json
-from bureau.stream import Record, RecordHandler, StreamMetrics
+from bureau.stream import RecordHandler, StreamMetrics
 from chuhai.events.v1.envelope_pb2 import EventEnvelope
 from chuhai.expo.v1 import events_pb2 as expo_events
 from chuhai.expo.v1 import resources_pb2 as expo_resources
 from notify import consumer as notify_consumer
 from notify import handlers as notify_handlers
 from notify.domain import Fact, RetryPolicy
+from runtime.adapters.dead_letters import Record
 from runtime.adapters.events import envelope_for, schema_version
 from runtime.adapters.tracing import BatchTrace
 from tests.fakes import DEFAULT_NOW
