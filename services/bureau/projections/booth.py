@@ -181,7 +181,8 @@ class BoothProjection(Projection):
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "firms": list(self._firms),
+            # Sorted, as expo's sets are: the snapshot reads back as itself.
+            "firms": sorted(self._firms),
             "quotas": [
                 {"fair_id": fair_id, "booth_type": booth_type, "quota": quota}
                 for (fair_id, booth_type), quota in self._quotas.items()

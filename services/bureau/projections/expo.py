@@ -314,11 +314,14 @@ class ExpoProjection(Projection):
     # Persistence --------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
+        # Sets are written sorted: a set rebuilt from a list may iterate in another order
+        # (it depends on the process's string hash seed), and a snapshot must read back
+        # as the same snapshot.
         return {
-            "visiting_buyers": list(self._visiting_buyers),
-            "visiting_countries": list(self._visiting_countries),
+            "visiting_buyers": sorted(self._visiting_buyers),
+            "visiting_countries": sorted(self._visiting_countries),
             "exhibitors": [
-                {"edition_id": edition_id, "credit_codes": list(codes)}
+                {"edition_id": edition_id, "credit_codes": sorted(codes)}
                 for edition_id, codes in self._exhibitors.items()
             ],
             "intents": [
@@ -329,7 +332,7 @@ class ExpoProjection(Projection):
                     "hs_chapter": record.hs_chapter,
                     "industries": list(record.industries),
                     "kind": record.kind,
-                    "recipients": list(record.recipients),
+                    "recipients": sorted(record.recipients),
                     "responses": [
                         {"credit_code": credit_code, "seconds": seconds}
                         for credit_code, seconds in record.response_seconds.items()
